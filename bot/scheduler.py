@@ -1,0 +1,42 @@
+"""APScheduler jobs: deliver the outbox every few seconds, housekeeping once a day.
+
+Jobs live in memory; the work lives in the database, so any number of processes can run
+these jobs side by side (the outbox claim shares rows out between them).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from core import housekeeping
+from core.app import Kigen
+from core.outbox import Delivery
+
+
+def start_scheduler(kigen: Kigen, delivery: Delivery) -> AsyncIOScheduler:
+    """Start the jobs on the running event loop; the caller shuts the scheduler down."""
+    scheduler = AsyncIOScheduler(
+        timezone=UTC,
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+    )
+    scheduler.add_job(
+        delivery.run_once,
+        "interval",
+        seconds=kigen.settings.delivery_interval_seconds,
+        id="deliver",
+        next_run_time=datetime.now(UTC),
+    )
+    scheduler.add_job(
+        housekeeping.run,
+        "cron",
+        hour=3,
+        minute=30,
+        timezone=ZoneInfo("Asia/Tokyo"),
+        args=[kigen.db, kigen.settings, kigen.clock],
+        id="housekeeping",
+    )
+    scheduler.start()
+    return scheduler

@@ -1,0 +1,42 @@
+"""Settings read from the environment (``KIGEN_*``); see ``.env.example``.
+
+Nothing is required to start the terminal chat: every setting has a default.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+import platformdirs
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Kigen's configuration. Each field maps to ``KIGEN_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="KIGEN_", env_file=".env", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default: a SQLite file in the data directory"
+    )
+    locales_dir: Path = Field(default=REPO_ROOT / "locales")
+    default_language: str = "en"
+    delivery_interval_seconds: float = Field(default=5.0, gt=0)
+    claim_lease_seconds: int = Field(default=120, gt=0)
+    log_level: str = "WARNING"
+    retention_expired_days: int = Field(default=60, ge=0)
+    retention_inactive_days: int = Field(default=30, ge=0)
+    retention_events_days: int = Field(default=7, ge=0)
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        """The configured URL, or a SQLite file in the user's data directory."""
+        if self.database_url:
+            return self.database_url
+        data_dir = Path(platformdirs.user_data_dir("kigen", appauthor=False))
+        data_dir.mkdir(parents=True, exist_ok=True)
+        return f"sqlite+aiosqlite:///{data_dir / 'kigen.db'}"

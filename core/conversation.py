@@ -1,0 +1,239 @@
+"""The conversation: one :class:`~core.messages.Incoming` in, a list of replies out.
+
+:meth:`Conversation.handle` runs one turn in one database transaction: find or create
+the resident, pick the language, route the input to a flow (or to the FAQ when no flow
+is waiting for it) and remember where the dialogue stands.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import date
+
+from core import privacy
+from core.clock import Clock
+from core.config import Settings
+from core.flows import faq, onboarding, reminders
+from core.flows import help as help_flow
+from core.flows import privacy as privacy_flow
+from core.flows import settings as settings_flow
+from core.flows.context import Context
+from core.i18n import DEFAULT_LANGUAGE, Catalogs, negotiate
+from core.knowledge import KnowledgeBase
+from core.messages import Event, Incoming, Reply
+from core.store import dialogue, users
+from core.store.db import Database
+from core.store.models import User
+from core.textnorm import normalise
+
+#: Longer messages are refused with an explanation instead of being processed.
+MAX_TEXT_LENGTH = 1000
+#: A detected language replaces an earlier detected one only with this much confidence
+#: and text, so that a short or mixed message does not flip the conversation.
+SWITCH_CONFIDENCE = 0.5
+SWITCH_MIN_LENGTH = 12
+SENSITIVE_KINDS = frozenset({privacy.PiiKind.MY_NUMBER, privacy.PiiKind.CARD_NUMBER})
+
+Handler = Callable[[Context], Awaitable[list[Reply]]]
+ChoiceHandler = Callable[[Context, str], Awaitable[list[Reply]]]
+
+COMMANDS: dict[str, Handler] = {
+    "help": help_flow.menu,
+    "remind": reminders.start_add,
+    "list": reminders.show_list,
+    "language": onboarding.ask_language,
+    "updates": settings_flow.updates_status,
+    "mydata": privacy_flow.export,
+    "forget": privacy_flow.ask_forget,
+    "privacy": privacy_flow.notice,
+    "topics": faq.topics,
+}
+
+MENU: dict[str, Handler] = {
+    "add": reminders.start_add,
+    "list": reminders.show_list,
+    "topics": faq.topics,
+    "language": onboarding.ask_language,
+    "updates": settings_flow.updates_status,
+    "privacy": privacy_flow.notice,
+    "help": help_flow.menu,
+}
+
+
+async def _menu(ctx: Context, value: str) -> list[Reply]:
+    handler = MENU.get(value)
+    return await handler(ctx) if handler else await _stale_choice(ctx, value)
+
+
+async def _picked_date(ctx: Context, value: str) -> list[Reply]:
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        return await _stale_choice(ctx, value)
+    return await _date(ctx, day)
+
+
+async def _date(ctx: Context, day: date) -> list[Reply]:
+    if ctx.step != "date":
+        return await _stale_choice(ctx, day.isoformat())
+    return await reminders.on_date(ctx, day)
+
+
+async def _stale_choice(ctx: Context, _value: str) -> list[Reply]:
+    return [ctx.reply(ctx.t.gettext("That button is no longer valid."), "error:choice")]
+
+
+CHOICES: dict[str, ChoiceHandler] = {
+    "lang": onboarding.choose_language,
+    "menu": _menu,
+    "kind": reminders.choose_kind,
+    "consent": reminders.answer_consent,
+    "confirm": reminders.confirm,
+    "date": _picked_date,
+    "renew": reminders.start_renew,
+    "del": reminders.delete,
+    "snooze": reminders.snooze,
+    "stop": reminders.stop,
+    "applied": reminders.applied,
+    "updates": settings_flow.set_updates,
+    "forget": privacy_flow.forget,
+    "faq": faq.answer,
+    "topic": faq.show_topic,
+}
+
+#: ``/start <payload>`` deep links.
+START_PAYLOADS: dict[str, Handler] = {
+    "remind": reminders.start_add,
+    "list": reminders.show_list,
+    "language": onboarding.ask_language,
+}
+
+
+class Conversation:
+    """Kigen's side of every conversation, whatever the channel."""
+
+    def __init__(
+        self,
+        db: Database,
+        kb: KnowledgeBase,
+        catalogs: Catalogs,
+        settings: Settings,
+        clock: Clock,
+    ) -> None:
+        self.db = db
+        self.kb = kb
+        self.catalogs = catalogs
+        self.settings = settings
+        self.clock = clock
+
+    async def handle(self, incoming: Incoming) -> list[Reply]:
+        """Answer one thing a resident did."""
+        now = self.clock.now()
+        async with self.db.session() as session:
+            if incoming.event == Event.UNFOLLOW:
+                user = await users.get_user(session, incoming.channel, incoming.user_id)
+                if user is not None:
+                    await users.mark_inactive(session, user, now, "unfollowed")
+                return []
+            user, created = await users.get_or_create_user(
+                session, incoming.channel, incoming.user_id, now
+            )
+            if not user.active:
+                users.reactivate(user)
+            state = await dialogue.load_state(session, user.id)
+            ctx = Context(
+                session=session,
+                user=user,
+                t=self.catalogs.translator(self._language(user, incoming)),
+                now=now,
+                kb=self.kb,
+                catalogs=self.catalogs,
+                settings=self.settings,
+            )
+            if state is not None:
+                ctx.flow, ctx.step, ctx.data = state.flow, state.step, dict(state.data)
+            replies = await self._dispatch(ctx, incoming, created)
+            await ctx.save_dialogue()
+            return replies
+
+    def _language(self, user: User, incoming: Incoming) -> str:
+        """The language to answer in; remembers a detected one on the user."""
+        supported = self.catalogs.supported
+        if user.language_chosen and user.language in supported:
+            return user.language
+        language = user.language if user.language in supported else None
+        hint = negotiate(incoming.language_hint)
+        if incoming.text:
+            detection = self.kb.detector.detect(incoming.text)
+            if detection is not None and detection.language in supported:
+                candidate = detection.language
+                if hint in supported and hint != candidate and detection.confidence < 0.1:
+                    candidate = hint
+                long_enough = len(normalise(incoming.text)) >= SWITCH_MIN_LENGTH
+                confident = detection.confidence >= SWITCH_CONFIDENCE and long_enough
+                if language is None or confident:
+                    language = candidate
+        language = language or (hint if hint in supported else None) or DEFAULT_LANGUAGE
+        user.language = language
+        return language
+
+    async def _dispatch(self, ctx: Context, incoming: Incoming, created: bool) -> list[Reply]:
+        if incoming.event == Event.FOLLOW:
+            return await onboarding.greet(ctx)
+        if incoming.command is not None:
+            return await self._command(ctx, incoming.command, incoming.argument, created)
+        if incoming.choice is not None:
+            prefix, _, value = incoming.choice.partition(":")
+            handler = CHOICES.get(prefix)
+            return await (handler or _stale_choice)(ctx, value)
+        if incoming.picked_date is not None:
+            return await _date(ctx, incoming.picked_date)
+        if incoming.text is not None:
+            return await self._text(ctx, incoming.text)
+        return []
+
+    async def _command(
+        self, ctx: Context, command: str, argument: str, created: bool
+    ) -> list[Reply]:
+        ctx.end()
+        if command == "start":
+            payload = START_PAYLOADS.get(argument)
+            if payload is not None:
+                return await payload(ctx)
+            if argument.startswith("faq-"):
+                return await faq.answer(ctx, argument.removeprefix("faq-").replace("-", "_"))
+            if created or not ctx.user.language_chosen:
+                return await onboarding.greet(ctx)
+            return await help_flow.menu(ctx)
+        if command == "cancel":
+            return [ctx.reply(ctx.t.gettext("Cancelled."), "cancelled")]
+        handler = COMMANDS.get(command)
+        if handler is not None:
+            return await handler(ctx)
+        text = ctx.t.gettext("I do not know the command /{command}.").format(command=command[:32])
+        return [ctx.reply(text, "error:command"), *await help_flow.menu(ctx)]
+
+    async def _text(self, ctx: Context, text: str) -> list[Reply]:
+        _ = ctx.t.gettext
+        if len(text) > MAX_TEXT_LENGTH:
+            message = _(
+                "That message is too long for me. Please ask in a shorter message "
+                "(at most {limit} characters)."
+            ).format(limit=MAX_TEXT_LENGTH)
+            return [ctx.reply(message, "error:too_long")]
+        replies: list[Reply] = []
+        redacted = privacy.redact(text)
+        if redacted.kinds & SENSITIVE_KINDS:
+            warning = _(
+                "Please do not send your My Number or your residence card number: I do not "
+                "need them, and I have not kept them. Anyone who sees them could misuse them."
+            )
+            replies.append(ctx.reply(warning, "privacy:warning"))
+        text = privacy.strip_placeholders(redacted.text)
+        if ctx.step == "date":
+            return replies + await reminders.on_date_text(ctx, text)
+        answers = await faq.ask(ctx, text)
+        if replies and not answers[0].intent.startswith("faq:"):
+            # What is left around a pasted number is rarely a question: warn only.
+            return replies
+        return replies + answers

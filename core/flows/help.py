@@ -1,0 +1,30 @@
+"""The help menu: what Kigen can do."""
+
+from __future__ import annotations
+
+from core.flows.context import Context
+from core.messages import Choice, Reply
+
+
+def menu_choices(ctx: Context) -> list[Choice]:
+    _ = ctx.t.gettext
+    return [
+        Choice("menu:add", _("Add a reminder")),
+        Choice("menu:list", _("My reminders")),
+        Choice("menu:topics", _("Browse topics")),
+        Choice("menu:language", _("Language")),
+        Choice("menu:updates", _("Policy updates")),
+        Choice("menu:privacy", _("My data")),
+    ]
+
+
+async def menu(ctx: Context) -> list[Reply]:
+    _ = ctx.t.gettext
+    text = _(
+        "Ask me a question in your own words, for example: "
+        "“When can I renew my residence card?”\n"
+        "Commands: /remind add a reminder, /list your reminders, /language, "
+        "/updates policy updates on or off, /mydata what I store, /forget delete everything, "
+        "/privacy how I handle your data."
+    )
+    return [ctx.reply(text, "help", menu_choices(ctx))]

@@ -1,0 +1,105 @@
+"""Which language a resident wrote in.
+
+The script decides first (Hangul, Thai, Myanmar, Devanagari, kana, Han, Latin); within a
+script a small naive-Bayes model of character n-grams, trained on Kigen's own content,
+tells the languages apart (Japanese from Chinese, Portuguese from Spanish...).
+"""
+
+from __future__ import annotations
+
+import math
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from core.textnorm import normalise
+
+_SCRIPT_LANGUAGES = {
+    "hangul": ("ko",),
+    "thai": ("th",),
+    "myanmar": ("my",),
+    "devanagari": ("ne",),
+    "kana": ("ja", "ja-easy"),
+    "han": ("ja", "zh-Hans", "zh-Hant"),
+    "latin": ("en", "vi", "fil", "pt-BR", "es", "id"),
+}
+_VIETNAMESE_LETTERS = set("ăâđêôơưạảấầẩẫậắằẳẵặẹẻẽếềểễệỉịọỏốồổỗộớờởỡợụủứừửữựỳỵỷỹ")
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """The detected language and how sure the detector is (0 to 1)."""
+
+    language: str
+    confidence: float
+
+
+def _script(char: str) -> str | None:
+    code = ord(char)
+    if 0xAC00 <= code <= 0xD7AF or 0x1100 <= code <= 0x11FF or 0x3130 <= code <= 0x318F:
+        return "hangul"
+    if 0x0E00 <= code <= 0x0E7F:
+        return "thai"
+    if 0x1000 <= code <= 0x109F:
+        return "myanmar"
+    if 0x0900 <= code <= 0x097F:
+        return "devanagari"
+    if 0x3040 <= code <= 0x30FF:
+        return "kana"
+    if 0x3400 <= code <= 0x9FFF or 0xF900 <= code <= 0xFAFF:
+        return "han"
+    if char.isalpha() and unicodedata.name(char, "").startswith("LATIN"):
+        return "latin"
+    return None
+
+
+def _ngrams(text: str) -> list[str]:
+    padded = f"_{text.replace(' ', '_')}_"
+    grams = list(padded)
+    grams += [padded[i : i + 2] for i in range(len(padded) - 1)]
+    grams += [padded[i : i + 3] for i in range(len(padded) - 2)]
+    return grams
+
+
+class LanguageDetector:
+    """Detects the language of short texts among the languages it was trained on."""
+
+    def __init__(self, samples: Mapping[str, Iterable[str]]) -> None:
+        self._log_probs: dict[str, dict[str, float]] = {}
+        self._unseen: dict[str, float] = {}
+        for language, texts in samples.items():
+            counts: Counter[str] = Counter()
+            for text in texts:
+                counts.update(_ngrams(normalise(text, keep_accents=True)))
+            total = sum(counts.values()) + len(counts) + 1
+            self._log_probs[language] = {g: math.log((c + 1) / total) for g, c in counts.items()}
+            self._unseen[language] = math.log(1 / total)
+
+    def detect(self, text: str) -> Detection | None:
+        """The most likely language, or None for text with no letters."""
+        scripts = Counter(s for s in map(_script, text) if s)
+        if not scripts:
+            return None
+        if scripts["kana"]:
+            scripts["kana"] += scripts.pop("han", 0)
+        # An ideograph carries about a word; a Latin letter a fraction of one.
+        scripts["kana"] *= 3
+        scripts["han"] *= 3
+        script = scripts.most_common(1)[0][0]
+        candidates = [lang for lang in _SCRIPT_LANGUAGES[script] if lang in self._log_probs]
+        if not candidates:
+            return None
+        if len(candidates) == 1:
+            return Detection(candidates[0], 1.0)
+        if script == "latin" and "vi" in candidates and _VIETNAMESE_LETTERS & set(text.lower()):
+            return Detection("vi", 1.0)
+        grams = _ngrams(normalise(text, keep_accents=True))
+        scores = sorted(((self._score(lang, grams), lang) for lang in candidates), reverse=True)
+        (best, language), (second, _) = scores[0], scores[1]
+        margin = (best - second) / max(len(grams), 1)
+        return Detection(language, min(1.0, margin * 4))
+
+    def _score(self, language: str, grams: list[str]) -> float:
+        table, unseen = self._log_probs[language], self._unseen[language]
+        return sum(table.get(gram, unseen) for gram in grams)

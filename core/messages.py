@@ -1,0 +1,109 @@
+"""The only language spoken between the core and the adapters.
+
+An adapter turns what a platform delivers into an :class:`Incoming`, hands it to
+:meth:`core.conversation.Conversation.handle`, and renders the :class:`Reply` list it
+gets back with the platform's own widgets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from enum import StrEnum
+from typing import Any
+
+
+class Event(StrEnum):
+    """Platform events that are not messages."""
+
+    FOLLOW = "follow"  #: the resident added the bot (LINE follow, Telegram /start or unblock)
+    UNFOLLOW = "unfollow"  #: the resident blocked or removed the bot
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """One thing a resident did: typed text, a command, a pressed choice, a picked date
+    or a follow/unfollow.
+
+    Args:
+        channel: The channel name (``telegram``, ``line``, ``console``, ``jsonl``).
+        user_id: The platform's id of the resident, unique within the channel.
+        language_hint: The platform's idea of the resident's language (a BCP 47 tag),
+            used only for a resident who has not chosen one.
+    """
+
+    channel: str
+    user_id: str
+    text: str | None = None
+    command: str | None = None
+    argument: str = ""
+    choice: str | None = None
+    picked_date: date | None = None
+    event: Event | None = None
+    language_hint: str | None = None
+
+    @classmethod
+    def from_text(cls, channel: str, user_id: str, text: str, **extra: Any) -> Incoming:
+        """Build an Incoming from typed text, recognising ``/command argument``."""
+        stripped = text.strip()
+        if stripped.startswith("/") and len(stripped) > 1:
+            head, _, argument = stripped[1:].partition(" ")
+            command = head.split("@", 1)[0].lower()
+            if command.isascii() and command.replace("_", "").isalnum():
+                return cls(channel, user_id, command=command, argument=argument.strip(), **extra)
+        return cls(channel, user_id, text=text, **extra)
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """A button: ``id`` comes back as :attr:`Incoming.choice` when it is pressed."""
+
+    id: str
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """A file sent along with a reply (``/mydata`` export, calendar file)."""
+
+    filename: str
+    media_type: str
+    content: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One message from Kigen.
+
+    Args:
+        text: What the resident reads, already translated.
+        intent: A stable machine-readable name of what Kigen did, such as
+            ``faq:<entry-id>``, ``fallback``, ``clarify``, ``reminder:saved``.
+        language: The language code the text is written in.
+        choices: Buttons offered with the message.
+        date_request: Kigen asks for a date: a date picker where the platform has one.
+        document: A file to send with the message.
+    """
+
+    text: str
+    intent: str
+    language: str
+    choices: tuple[Choice, ...] = ()
+    date_request: bool = False
+    document: Document | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-lines form of the reply."""
+        data: dict[str, Any] = {
+            "text": self.text,
+            "choices": [{"id": c.id, "label": c.label} for c in self.choices],
+            "date_request": self.date_request,
+            "intent": self.intent,
+        }
+        if self.document is not None:
+            data["document"] = {
+                "filename": self.document.filename,
+                "media_type": self.document.media_type,
+                "content": self.document.content.decode("utf-8"),
+            }
+        return data

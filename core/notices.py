@@ -1,0 +1,148 @@
+"""What an outbox row says when it is delivered: rendered at send time, in the
+resident's current language, so a language change or a renewal is never out of date."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.flows.documents import document_name
+from core.i18n import N_, Catalogs, Translator
+from core.knowledge import KnowledgeBase
+from core.messages import Choice, Reply
+from core.schedule import DocumentKind
+from core.store import users
+from core.store.models import Expiry, ExpiryStatus, OutboxKind, OutboxMessage
+
+_WHAT_TO_DO: dict[DocumentKind, str] = {
+    DocumentKind.RESIDENCE_CARD: N_(
+        "Apply for an extension of your period of stay at your regional immigration bureau, "
+        "or online. Bring your passport, your residence card and a 4×3 cm photo."
+    ),
+    DocumentKind.SPECIFIED_RESIDENCE_CARD: N_(
+        "Apply for an extension of your period of stay at your regional immigration bureau. "
+        "Bring your passport, your card, a 4×3 cm photo and, if you know them, your card's PINs."
+    ),
+    DocumentKind.RESIDENCE_CARD_PR: N_(
+        "Renew the card (not your status) at your regional immigration bureau; it is free. "
+        "Bring the application form with a 4×3 cm photo, your passport and your card."
+    ),
+    DocumentKind.SPR_CERTIFICATE: N_(
+        "Renew the certificate at your municipal office. Bring the certificate, your "
+        "passport if you have one and a 4×3 cm photo."
+    ),
+    DocumentKind.MY_NUMBER_CARD: N_(
+        "Extend your My Number Card at your municipal office; it is free. Bring the card, "
+        "your new residence card and your 4-digit PIN."
+    ),
+    DocumentKind.E_CERTIFICATE: N_(
+        "Renew the e-certificate at your municipal office; it is free and cannot be done "
+        "online. Bring your My Number Card and know its PINs."
+    ),
+    DocumentKind.INSURANCE_CERTIFICATE: N_(
+        "Your insurer sends a new eligibility certificate without an application. If it has "
+        "not arrived, ask your insurer: the city's National Health Insurance counter or your "
+        "employer's health insurance."
+    ),
+}
+
+#: The knowledge-base entry that explains each renewal.
+GUIDE_ENTRY: dict[DocumentKind, str] = {
+    DocumentKind.RESIDENCE_CARD: "ext_window",
+    DocumentKind.SPECIFIED_RESIDENCE_CARD: "ext_window",
+    DocumentKind.RESIDENCE_CARD_PR: "pr_card_renewal",
+    DocumentKind.SPR_CERTIFICATE: "spr_certificate",
+    DocumentKind.MY_NUMBER_CARD: "mnc_after_visa",
+    DocumentKind.E_CERTIFICATE: "ecert_renew",
+    DocumentKind.INSURANCE_CERTIFICATE: "shikaku_validity",
+}
+
+_PERIOD_OF_STAY = {DocumentKind.RESIDENCE_CARD, DocumentKind.SPECIFIED_RESIDENCE_CARD}
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """What to send for a row, or why it is no longer worth sending."""
+
+    recipient: str = ""
+    replies: list[Reply] = field(default_factory=list)
+    skip_reason: str | None = None
+
+
+class Notices:
+    """Renders outbox rows into replies."""
+
+    def __init__(self, catalogs: Catalogs, kb: KnowledgeBase) -> None:
+        self.catalogs = catalogs
+        self.kb = kb
+
+    async def render(self, session: AsyncSession, row: OutboxMessage, now: datetime) -> Rendered:
+        user = await users.get_by_id(session, row.user_id)
+        if user is None or not user.active:
+            return Rendered(skip_reason="user gone")
+        if row.stale_at is not None and row.stale_at <= now:
+            return Rendered(skip_reason="stale")
+        if row.kind != OutboxKind.REMINDER:
+            return Rendered(skip_reason=f"unknown kind {row.kind}")
+        expiry = await session.get(Expiry, row.expiry_id) if row.expiry_id else None
+        if expiry is None:
+            return Rendered(skip_reason="expiry deleted")
+        if expiry.status == ExpiryStatus.APPLIED and row.step != "mnc_extend":
+            return Rendered(skip_reason="application pending")
+        t = self.catalogs.translator(user.language or "en")
+        today = now.astimezone(ZoneInfo(user.timezone)).date()
+        return Rendered(user.platform_id, [self._reminder(t, row, expiry, today)])
+
+    def _reminder(self, t: Translator, row: OutboxMessage, expiry: Expiry, today) -> Reply:  # type: ignore[no-untyped-def]
+        _ = t.gettext
+        kind = DocumentKind(expiry.kind)
+        document, day = document_name(t, kind), t.format_date(expiry.expires_on)
+        days_left = (expiry.expires_on - today).days
+        if row.step == "window":
+            head = _("The renewal window for your {document} is open: it expires on {date}.")
+        elif row.step == "after":
+            head = _(
+                "Your {document} expired on {date}. If you have not renewed it yet, act today."
+            )
+        elif row.step == "mnc_extend":
+            head = _(
+                "Your {document} expires on {date}. Your My Number Card expires with it: once "
+                "your new residence card is issued, extend the My Number Card at your municipal "
+                "office. If the decision is still pending, ask there for the special extension "
+                "before {date}, showing the card with the 'application pending' stamp."
+            )
+        else:
+            head = t.ngettext(
+                "Your {document} expires on {date}: {days} day left.",
+                "Your {document} expires on {date}: {days} days left.",
+                days_left,
+            )
+        lines = [head.format(document=document, date=day, days=days_left)]
+        if row.step != "mnc_extend":
+            lines.append(_(_WHAT_TO_DO[kind]))
+        if row.step == "window" and kind == DocumentKind.RESIDENCE_CARD:
+            lines.append(
+                _(
+                    "Tip: you can ask for the Specified Residence Card (residence card and My "
+                    "Number Card in one) together with the renewal. It is optional."
+                )
+            )
+        choices = [
+            Choice(f"renew:{expiry.id}", _("Renewed: new date")),
+            Choice(f"snooze:{expiry.id}", _("Remind me in a week")),
+            Choice(f"stop:{expiry.id}", _("Stop these reminders")),
+        ]
+        if kind in _PERIOD_OF_STAY and row.step != "mnc_extend":
+            choices.insert(0, Choice(f"applied:{expiry.id}", _("I have applied")))
+        guide = GUIDE_ENTRY[kind]
+        if guide in self.kb.meta:
+            choices.append(Choice(f"faq:{guide}", _("What to do")))
+        return Reply(
+            text="\n\n".join(lines),
+            intent=f"reminder:{row.step.split('-')[0] if row.step else 'due'}",
+            language=t.code,
+            choices=tuple(choices),
+        )

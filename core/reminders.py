@@ -1,0 +1,49 @@
+"""Turning a saved expiry into outbox rows: one per step of its reminder ladder."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core import schedule
+from core.store import outbox
+from core.store.models import Expiry, ExpiryStatus, User
+from core.store.outbox import PlannedReminder
+
+#: How long after its moment the last reminder of a ladder is still worth sending.
+LAST_STEP_SHELF_LIFE = timedelta(days=2)
+
+
+def plan(expiry: Expiry, user: User, now: datetime) -> list[PlannedReminder]:
+    """The reminders still to come for ``expiry``, at the resident's hour and time zone.
+
+    Each row goes stale when the next step falls due: a "window opens" reminder that
+    could not be sent before the "1 month left" one is skipped, not sent late. Steps whose
+    moment has already passed at planning time are left out: the resident has just been
+    told the dates.
+    """
+    steps = schedule.reminder_steps(schedule.DocumentKind(expiry.kind), expiry.expires_on)
+    moments = [
+        schedule.due_at(step.due_on, hour=user.reminder_hour, tz=user.timezone) for step in steps
+    ]
+    planned = []
+    for index, (step, due) in enumerate(zip(steps, moments, strict=True)):
+        stale = moments[index + 1] if index + 1 < len(moments) else due + LAST_STEP_SHELF_LIFE
+        if due > now:
+            planned.append(PlannedReminder(step=step.name, due_at=due, stale_at=stale))
+    return planned
+
+
+async def replan(session: AsyncSession, user: User, expiry: Expiry, now: datetime) -> None:
+    """Rewrite the pending rows of ``expiry`` (in the caller's transaction)."""
+    if expiry.status == ExpiryStatus.APPLIED:
+        await outbox.drop_pending_reminders(session, expiry.id)
+        return
+    await outbox.replace_reminders(
+        session,
+        user_id=user.id,
+        channel=user.channel,
+        expiry_id=expiry.id,
+        planned=plan(expiry, user, now),
+    )

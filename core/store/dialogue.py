@@ -1,0 +1,30 @@
+"""Queries on dialogue state: where a resident is in a multi-step flow."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.store.models import DialogueState
+
+
+async def load_state(session: AsyncSession, user_id: int) -> DialogueState | None:
+    result = await session.execute(select(DialogueState).where(DialogueState.user_id == user_id))
+    return result.scalar_one_or_none()
+
+
+async def save_state(
+    session: AsyncSession, user_id: int, flow: str, step: str, data: dict[str, Any], now: datetime
+) -> None:
+    state = await load_state(session, user_id)
+    if state is None:
+        session.add(DialogueState(user_id=user_id, flow=flow, step=step, data=data, updated_at=now))
+    else:
+        state.flow, state.step, state.data, state.updated_at = flow, step, dict(data), now
+
+
+async def clear_state(session: AsyncSession, user_id: int) -> None:
+    await session.execute(delete(DialogueState).where(DialogueState.user_id == user_id))

@@ -1,0 +1,212 @@
+"""Queries on the outbox: planning rows, claiming due ones, recording results.
+
+A claim takes due rows for one worker with a lease. On PostgreSQL rows are locked with
+``FOR UPDATE SKIP LOCKED`` so replicas share them out; on SQLite the whole claim runs
+under ``BEGIN IMMEDIATE`` (see :mod:`core.store.db`), so claimers take turns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.store import sql
+from core.store.models import OutboxKind, OutboxMessage, OutboxStatus
+
+SENDING = "sending"  #: handed to the platform; the outcome is not recorded yet
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedReminder:
+    step: str
+    due_at: datetime
+    stale_at: datetime | None
+
+
+async def replace_reminders(
+    session: AsyncSession,
+    *,
+    user_id: int,
+    channel: str,
+    expiry_id: int,
+    planned: Sequence[PlannedReminder],
+) -> None:
+    """Rewrite the pending reminder rows of one expiry (sent rows are history and stay)."""
+    await drop_pending_reminders(session, expiry_id)
+    sent_steps = set(
+        (
+            await session.execute(
+                select(OutboxMessage.step).where(OutboxMessage.expiry_id == expiry_id)
+            )
+        ).scalars()
+    )
+    for item in planned:
+        if item.step not in sent_steps:
+            await add_reminder(
+                session, user_id=user_id, channel=channel, expiry_id=expiry_id, planned=item
+            )
+
+
+async def add_reminder(
+    session: AsyncSession, *, user_id: int, channel: str, expiry_id: int, planned: PlannedReminder
+) -> None:
+    """Queue one reminder row; a step already queued for this expiry is left as it is."""
+    await session.execute(
+        sql.insert(session, OutboxMessage)
+        .values(
+            user_id=user_id,
+            channel=channel,
+            kind=OutboxKind.REMINDER,
+            expiry_id=expiry_id,
+            step=planned.step,
+            due_at=planned.due_at,
+            stale_at=planned.stale_at,
+            status=OutboxStatus.PENDING,
+            attempts=0,
+        )
+        .on_conflict_do_nothing(index_elements=["expiry_id", "step"])
+    )
+
+
+async def drop_pending_reminders(session: AsyncSession, expiry_id: int) -> None:
+    """Delete the rows of an expiry that have not been handed to a platform yet."""
+    await session.execute(
+        delete(OutboxMessage).where(
+            OutboxMessage.expiry_id == expiry_id,
+            OutboxMessage.status.in_([OutboxStatus.PENDING, OutboxStatus.CLAIMED]),
+        )
+    )
+
+
+async def pending_reminders(session: AsyncSession, expiry_id: int) -> list[OutboxMessage]:
+    result = await session.execute(
+        select(OutboxMessage)
+        .where(OutboxMessage.expiry_id == expiry_id, OutboxMessage.status == OutboxStatus.PENDING)
+        .order_by(OutboxMessage.due_at)
+    )
+    return list(result.scalars())
+
+
+def _claimable(now: datetime):  # type: ignore[no-untyped-def]
+    """Due pending rows, and claimed rows whose worker's lease ran out before sending."""
+    return or_(
+        and_(OutboxMessage.status == OutboxStatus.PENDING, OutboxMessage.due_at <= now),
+        and_(OutboxMessage.status == OutboxStatus.CLAIMED, OutboxMessage.lease_until < now),
+    )
+
+
+async def claim_due(
+    session: AsyncSession,
+    *,
+    now: datetime,
+    worker: str,
+    limit: int,
+    lease: timedelta,
+    channels: Sequence[str],
+) -> list[int]:
+    """Claim up to ``limit`` due rows of the given channels for ``worker``; their ids."""
+    due = (
+        select(OutboxMessage.id)
+        .where(_claimable(now), OutboxMessage.channel.in_(channels))
+        .order_by(OutboxMessage.due_at, OutboxMessage.id)
+        .limit(limit)
+    )
+    if session.bind.dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    ids = select(due.cte("due").c.id)
+    statement = (
+        update(OutboxMessage)
+        .where(OutboxMessage.id.in_(ids))
+        .values(status=OutboxStatus.CLAIMED, claimed_by=worker, lease_until=now + lease)
+        .returning(OutboxMessage.id)
+        .execution_options(synchronize_session=False)
+    )
+    return sorted((await session.execute(statement)).scalars())
+
+
+async def get_rows(session: AsyncSession, ids: Sequence[int]) -> list[OutboxMessage]:
+    result = await session.execute(
+        select(OutboxMessage).where(OutboxMessage.id.in_(ids)).order_by(OutboxMessage.id)
+    )
+    return list(result.scalars())
+
+
+async def mark_sending(session: AsyncSession, row_id: int, worker: str) -> bool:
+    """Record that the row is about to be handed to the platform; False if we lost it."""
+    result = await session.execute(
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.id == row_id,
+            OutboxMessage.claimed_by == worker,
+            OutboxMessage.status == OutboxStatus.CLAIMED,
+        )
+        .values(status=SENDING, attempts=OutboxMessage.attempts + 1)
+    )
+    return bool(result.rowcount)
+
+
+async def finish(
+    session: AsyncSession,
+    row_id: int,
+    worker: str,
+    *,
+    status: str,
+    now: datetime,
+    error: str | None = None,
+    retry_at: datetime | None = None,
+) -> None:
+    """Record the outcome of a row this worker holds.
+
+    ``retry_at`` puts the row back in the queue for that moment.
+    """
+    values: dict[str, object] = {"claimed_by": None, "lease_until": None, "last_error": error}
+    if retry_at is not None:
+        values.update(status=OutboxStatus.PENDING, due_at=retry_at)
+    else:
+        values["status"] = status
+        if status == OutboxStatus.SENT:
+            values["sent_at"] = now
+    await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == row_id, OutboxMessage.claimed_by == worker)
+        .values(**values)
+    )
+
+
+async def resolve_interrupted(
+    session: AsyncSession, now: datetime, idempotent_channels: Sequence[str]
+) -> int:
+    """Settle rows whose worker died while sending them (their lease ran out mid-send).
+
+    On a channel whose platform drops repeats (LINE's retry key) the row is sent again;
+    elsewhere it may already have arrived, so it is recorded as failed rather than risk a
+    second copy: a resident gets a reminder at most once.
+    """
+    stuck = and_(OutboxMessage.status == SENDING, OutboxMessage.lease_until < now)
+    requeued = await session.execute(
+        update(OutboxMessage)
+        .where(stuck, OutboxMessage.channel.in_(idempotent_channels))
+        .values(status=OutboxStatus.PENDING, claimed_by=None, lease_until=None)
+    )
+    failed = await session.execute(
+        update(OutboxMessage)
+        .where(stuck)
+        .values(
+            status=OutboxStatus.FAILED,
+            claimed_by=None,
+            lease_until=None,
+            last_error="interrupted while sending; not repeated",
+        )
+    )
+    return (requeued.rowcount or 0) + (failed.rowcount or 0)
+
+
+async def count_by_status(session: AsyncSession) -> dict[str, int]:
+    result = await session.execute(
+        select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)
+    )
+    return {status: count for status, count in result.all()}

@@ -1,0 +1,219 @@
+"""The outbox delivery job: claim, send, record; retries, blocked users, stale rows,
+interrupted sends."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import select
+
+from core.messages import Reply
+from core.outbox import Delivery, Outcome, SendResult, backoff
+from core.store import outbox
+from core.store.models import OutboxMessage, User
+from tests.conftest import JST
+from tests.helpers import Chat
+
+
+class RecordingSender:
+    """A Sender that records what it is given and answers what the test scripts."""
+
+    channel = "test"
+
+    def __init__(self, *, idempotent: bool = False) -> None:
+        self.idempotent = idempotent
+        self.sent: list[tuple[str, str, list[Reply]]] = []
+        self.script: list[SendResult] = []
+
+    async def send(self, recipient: str, replies: Sequence[Reply], *, key: str) -> SendResult:
+        result = self.script.pop(0) if self.script else SendResult(Outcome.SENT)
+        if result.outcome == Outcome.SENT:
+            self.sent.append((recipient, key, list(replies)))
+        return result
+
+
+async def save_date(kigen, user: str = "u1", typed: str = "2027-03-15") -> Chat:
+    chat = Chat(kigen.conversation, user=user)
+    await chat.say("/remind")
+    await chat.press("kind:residence_card")
+    await chat.press("consent:yes")
+    await chat.say(typed)
+    await chat.press("confirm:yes")
+    return chat
+
+
+async def rows(kigen) -> list[OutboxMessage]:
+    async with kigen.db.session() as session:
+        result = await session.execute(select(OutboxMessage).order_by(OutboxMessage.due_at))
+        return list(result.scalars())
+
+
+def delivery(kigen, sender, worker: str = "w1") -> Delivery:
+    return Delivery(kigen.db, {"test": sender}, kigen.notices, kigen.clock, worker_id=worker)
+
+
+async def test_nothing_is_sent_before_it_is_due(kigen):
+    await save_date(kigen)
+    sender = RecordingSender()
+    assert await delivery(kigen, sender).run_once() == 0
+    assert sender.sent == []
+
+
+async def test_a_due_reminder_is_sent_once_in_the_residents_language(kigen, clock):
+    await save_date(kigen)
+    sender = RecordingSender()
+    job = delivery(kigen, sender)
+    clock.move_to(datetime(2026, 12, 15, 9, 0, tzinfo=JST))
+    assert await job.run_once() == 1
+    assert await job.run_once() == 0
+    ((recipient, key, replies),) = sender.sent
+    assert recipient == "u1"
+    assert replies[0].intent == "reminder:window"
+    assert "March 15, 2027" in replies[0].text
+    assert "Specified Residence Card" in replies[0].text
+    ids = [choice.id.split(":")[0] for choice in replies[0].choices]
+    assert ids[:4] == ["applied", "renew", "snooze", "stop"]
+    (window, *_rest) = await rows(kigen)
+    assert (window.status, window.attempts) == ("sent", 1)
+    assert key == f"outbox:{window.id}"
+
+
+async def test_a_window_reminder_missed_while_down_is_skipped_not_sent_late(kigen, clock):
+    await save_date(kigen)
+    sender = RecordingSender()
+    clock.move_to(datetime(2027, 2, 16, 9, 0, tzinfo=JST))  # after the 1-month reminder's day
+    await delivery(kigen, sender).run_once()
+    assert [r[2][0].intent for r in sender.sent] == ["reminder:month"]
+    statuses = {row.step: (row.status, row.last_error) for row in await rows(kigen)}
+    assert statuses["window"] == ("dropped", "stale")
+    assert statuses["month"][0] == "sent"
+
+
+async def test_retry_after_is_honoured_then_sent(kigen, clock):
+    await save_date(kigen)
+    sender = RecordingSender()
+    sender.script = [SendResult(Outcome.RETRY, retry_after=30, error="429")]
+    job = delivery(kigen, sender)
+    clock.move_to(datetime(2026, 12, 15, 9, 0, tzinfo=JST))
+    await job.run_once()
+    window = (await rows(kigen))[0]
+    assert (window.status, window.last_error) == ("pending", "429")
+    clock.move_to(datetime(2026, 12, 15, 9, 0, 20, tzinfo=JST))
+    assert await job.run_once() == 0
+    clock.move_to(datetime(2026, 12, 15, 9, 0, 31, tzinfo=JST))
+    assert await job.run_once() == 1
+    assert len(sender.sent) == 1
+
+
+def test_backoff_grows_and_is_capped():
+    assert backoff(1, None) == timedelta(seconds=5)
+    assert backoff(3, None) == timedelta(seconds=20)
+    assert backoff(20, None) == timedelta(hours=1)
+    assert backoff(1, 90) == timedelta(seconds=90)
+
+
+async def test_a_blocked_resident_is_marked_inactive_and_nothing_more_is_sent(kigen, clock):
+    await save_date(kigen)
+    sender = RecordingSender()
+    sender.script = [SendResult(Outcome.GONE, error="Forbidden: bot was blocked by the user")]
+    job = delivery(kigen, sender)
+    clock.move_to(datetime(2026, 12, 15, 9, 0, tzinfo=JST))
+    await job.run_once()
+    clock.move_to(datetime(2027, 3, 20, 9, 0, tzinfo=JST))
+    await job.run_once()
+    assert sender.sent == []
+    async with kigen.db.session() as session:
+        user = (await session.execute(select(User))).scalar_one()
+    assert user.active is False
+    assert {row.status for row in await rows(kigen)} == {"failed", "dropped"}
+
+
+async def test_two_workers_never_claim_the_same_row(kigen, clock):
+    for number in range(10):
+        await save_date(kigen, user=f"u{number}")
+    clock.move_to(datetime(2026, 12, 15, 9, 0, tzinfo=JST))
+    async with kigen.db.session() as session:
+        first = await outbox.claim_due(
+            session,
+            now=clock.now(),
+            worker="a",
+            limit=6,
+            lease=timedelta(minutes=2),
+            channels=["test"],
+        )
+    async with kigen.db.session() as session:
+        second = await outbox.claim_due(
+            session,
+            now=clock.now(),
+            worker="b",
+            limit=6,
+            lease=timedelta(minutes=2),
+            channels=["test"],
+        )
+    assert len(first) == 6 and len(second) == 4
+    assert not set(first) & set(second)
+
+
+async def test_a_claim_whose_worker_died_before_sending_is_taken_over(kigen, clock):
+    await save_date(kigen)
+    clock.move_to(datetime(2026, 12, 15, 9, 0, tzinfo=JST))
+    async with kigen.db.session() as session:
+        await outbox.claim_due(
+            session,
+            now=clock.now(),
+            worker="dead",
+            limit=10,
+            lease=timedelta(minutes=2),
+            channels=["test"],
+        )
+    sender = RecordingSender()
+    job = delivery(kigen, sender)
+    assert await job.run_once() == 0
+    clock.move_to(datetime(2026, 12, 15, 9, 3, tzinfo=JST))
+    assert await job.run_once() == 1
+    assert len(sender.sent) == 1
+
+
+async def test_an_interrupted_send_is_not_repeated_unless_the_platform_drops_repeats(kigen, clock):
+    await save_date(kigen, user="plain")
+    clock.move_to(datetime(2026, 12, 15, 9, 0, tzinfo=JST))
+    async with kigen.db.session() as session:
+        (row_id,) = await outbox.claim_due(
+            session,
+            now=clock.now(),
+            worker="dead",
+            limit=10,
+            lease=timedelta(minutes=2),
+            channels=["test"],
+        )
+        assert await outbox.mark_sending(session, row_id, "dead")
+    clock.move_to(datetime(2026, 12, 15, 9, 5, tzinfo=JST))
+    sender = RecordingSender(idempotent=False)
+    await delivery(kigen, sender).run_once()
+    assert sender.sent == []
+    async with kigen.db.session() as session:
+        row = await session.get(OutboxMessage, row_id)
+    assert row.status == "failed" and "interrupted" in row.last_error
+
+    idempotent = RecordingSender(idempotent=True)
+    async with kigen.db.session() as session:
+        row = await session.get(OutboxMessage, row_id)
+        row.status, row.lease_until = "sending", clock.now() - timedelta(seconds=1)
+    await delivery(kigen, idempotent).run_once()
+    assert [key for _, key, _ in idempotent.sent] == [f"outbox:{row_id}"]
+
+
+async def test_renewing_rewrites_pending_rows_and_keeps_history(kigen, clock):
+    chat = await save_date(kigen)
+    sender = RecordingSender()
+    clock.move_to(datetime(2026, 12, 15, 9, 0, tzinfo=JST))
+    await delivery(kigen, sender).run_once()
+    listing = await chat.say("/list")
+    renew = next(c.id for c in listing[0].choices if c.id.startswith("renew:"))
+    await chat.press(renew)
+    await chat.say("2028-03-15")
+    steps = [(row.step, row.status, row.due_at.astimezone(JST).date()) for row in await rows(kigen)]
+    assert steps[0] == ("window", "sent", date(2026, 12, 15))
+    assert ("month", "pending", date(2028, 2, 15)) in steps
+    assert ("window", "pending", date(2027, 12, 15)) not in steps  # a sent step is not resent
