@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 from datetime import datetime
 
@@ -111,3 +112,46 @@ def faq_check(languages: tuple[str, ...]) -> None:
         f"{len(report.errors)} error(s), {len(report.warnings)} warning(s) in {', '.join(wanted)}"
     )
     sys.exit(0 if report.ok else 1)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--telegram-polling", is_flag=True, help="Fetch Telegram updates by long polling.")
+def serve(host: str, port: int, telegram_polling: bool) -> None:
+    """Run the webhooks, the configured channels and the scheduler."""
+    from bot.serve import KigenServer
+
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level)
+    asyncio.run(
+        KigenServer(settings, host=host, port=port, telegram_polling=telegram_polling).run()
+    )
+
+
+@main.group()
+def telegram() -> None:
+    """The Telegram bot."""
+
+
+@telegram.command("set-webhook")
+@click.argument("url")
+def telegram_set_webhook(url: str) -> None:
+    """Register URL (ending in /telegram/webhook) as the bot's webhook."""
+    settings = Settings()
+    if settings.telegram_webhook_secret is None:
+        raise click.UsageError("set KIGEN_TELEGRAM_WEBHOOK_SECRET first")
+    asyncio.run(_set_webhook(settings, url))
+    click.echo(f"webhook set to {url}")
+
+
+async def _set_webhook(settings: Settings, url: str) -> None:
+    from bot.telegram import ALLOWED_UPDATES, build_application
+
+    application = build_application(settings)
+    async with application:
+        await application.bot.set_webhook(
+            url,
+            secret_token=settings.telegram_webhook_secret.get_secret_value(),
+            allowed_updates=ALLOWED_UPDATES,
+        )

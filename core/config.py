@@ -9,7 +9,7 @@ from functools import cached_property
 from pathlib import Path
 
 import platformdirs
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -28,6 +28,11 @@ class Settings(BaseSettings):
     delivery_interval_seconds: float = Field(default=5.0, gt=0)
     claim_lease_seconds: int = Field(default=120, gt=0)
     log_level: str = "WARNING"
+    telegram_token: SecretStr | None = None
+    telegram_api_url: str = "https://api.telegram.org/bot"
+    telegram_webhook_secret: SecretStr | None = None
+    telegram_rate: float = Field(default=25.0, gt=0, le=1000)
+    telegram_paid_broadcast: bool = False
     retention_expired_days: int = Field(default=60, ge=0)
     retention_inactive_days: int = Field(default=30, ge=0)
     retention_events_days: int = Field(default=7, ge=0)

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from datetime import date
 
 from core import privacy
+from core import reminders as reminders_plan
 from core.clock import Clock
 from core.config import Settings
 from core.flows import faq, onboarding, reminders
@@ -21,7 +22,7 @@ from core.flows.context import Context
 from core.i18n import DEFAULT_LANGUAGE, Catalogs, negotiate
 from core.knowledge import KnowledgeBase
 from core.messages import Event, Incoming, Reply
-from core.store import dialogue, users
+from core.store import dialogue, events, expiries, users
 from core.store.db import Database
 from core.store.models import User
 from core.textnorm import normalise
@@ -126,6 +127,20 @@ class Conversation:
         self.settings = settings
         self.clock = clock
 
+    async def first_time(self, channel: str, event_id: str) -> bool:
+        """Record an inbound platform event; False when it was handled before (a webhook
+        redelivery), so that the adapter drops it."""
+        async with self.db.session() as session:
+            return await events.first_time(session, channel, event_id, self.clock.now())
+
+    async def error_reply(self, channel: str, user_id: str) -> Reply:
+        """What to tell a resident when handling their message failed on Kigen's side."""
+        async with self.db.session() as session:
+            user = await users.get_user(session, channel, user_id)
+        t = self.catalogs.translator(user.language if user and user.language else "en")
+        text = t.gettext("Sorry, something went wrong on my side. Please try again in a moment.")
+        return Reply(text=text, intent="error:internal", language=t.code)
+
     async def handle(self, incoming: Incoming) -> list[Reply]:
         """Answer one thing a resident did."""
         now = self.clock.now()
@@ -140,6 +155,8 @@ class Conversation:
             )
             if not user.active:
                 users.reactivate(user)
+                for expiry in await expiries.list_expiries(session, user.id):
+                    await reminders_plan.replan(session, user, expiry, now)
             state = await dialogue.load_state(session, user.id)
             ctx = Context(
                 session=session,
@@ -179,7 +196,12 @@ class Conversation:
 
     async def _dispatch(self, ctx: Context, incoming: Incoming, created: bool) -> list[Reply]:
         if incoming.event == Event.FOLLOW:
-            return await onboarding.greet(ctx)
+            if created or not ctx.user.language_chosen:
+                return await onboarding.greet(ctx)
+            return await onboarding.welcome_back(ctx)
+        if incoming.event == Event.UNSUPPORTED:
+            text = ctx.t.gettext("I can only read text. Please type your question.")
+            return [ctx.reply(text, "error:unsupported")]
         if incoming.command is not None:
             return await self._command(ctx, incoming.command, incoming.argument, created)
         if incoming.choice is not None:

@@ -18,6 +18,7 @@ class Event(StrEnum):
 
     FOLLOW = "follow"  #: the resident added the bot (LINE follow, Telegram /start or unblock)
     UNFOLLOW = "unfollow"  #: the resident blocked or removed the bot
+    UNSUPPORTED = "unsupported"  #: a sticker, photo, voice message...: something not text
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,3 +108,19 @@ class Reply:
                 "content": self.document.content.decode("utf-8"),
             }
         return data
+
+
+def split_text(text: str, limit: int) -> list[str]:
+    """Cut a text into pieces of at most ``limit`` characters, at paragraph or line ends
+    where possible, for platforms that cap the length of one message."""
+    pieces: list[str] = []
+    while len(text) > limit:
+        cut = max(text.rfind("\n\n", 0, limit), text.rfind("\n", 0, limit))
+        if cut <= 0:
+            cut = text.rfind(" ", 0, limit)
+        if cut <= 0:
+            cut = limit
+        pieces.append(text[:cut].rstrip())
+        text = text[cut:].lstrip()
+    pieces.append(text)
+    return pieces

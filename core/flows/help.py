@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from core.flows.context import Context
+from core.i18n import N_, Translator
 from core.messages import Choice, Reply
 
 
@@ -28,3 +29,20 @@ async def menu(ctx: Context) -> list[Reply]:
         "/privacy how I handle your data."
     )
     return [ctx.reply(text, "help", menu_choices(ctx))]
+
+
+_COMMAND_MENU = (
+    ("help", N_("What I can do")),
+    ("remind", N_("Add a reminder")),
+    ("list", N_("My reminders")),
+    ("language", N_("Change the language")),
+    ("updates", N_("Policy updates on or off")),
+    ("mydata", N_("What I store about you")),
+    ("forget", N_("Delete all my data")),
+    ("privacy", N_("How I handle your data")),
+)
+
+
+def command_menu(t: Translator) -> list[tuple[str, str]]:
+    """The commands with their descriptions in one language, for a platform's menu."""
+    return [(command, t.gettext(description)) for command, description in _COMMAND_MENU]

@@ -47,3 +47,9 @@ async def choose_language(ctx: Context, code: str) -> list[Reply]:
     )
     menu = await help_flow.menu(ctx)
     return [ctx.reply(confirmation, "language:set"), *menu]
+
+
+async def welcome_back(ctx: Context) -> list[Reply]:
+    """A returning resident (unblocked or re-added the bot)."""
+    text = ctx.t.gettext("Welcome back! Your settings and saved dates are as you left them.")
+    return [ctx.reply(text, "welcome_back", help_flow.menu_choices(ctx))]

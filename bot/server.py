@@ -1,0 +1,84 @@
+"""The HTTP face of Kigen (FastAPI): platform webhooks and health checks."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from typing import Any, Protocol
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from core.app import Kigen
+
+log = logging.getLogger(__name__)
+
+#: Bigger webhook bodies are refused before they are read into memory entirely.
+MAX_BODY_BYTES = 1024 * 1024
+
+
+class TelegramEndpoint(Protocol):
+    async def process(self, payload: dict[str, Any]) -> None: ...
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The request body, refusing (by raising :class:`BodyTooLarge`) beyond ``limit``."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise BodyTooLarge
+    return bytes(body)
+
+
+def create_app(
+    kigen: Kigen,
+    *,
+    telegram: TelegramEndpoint | None = None,
+    telegram_secret: str | None = None,
+) -> FastAPI:
+    """The FastAPI application; webhooks exist only for the configured channels."""
+    app = FastAPI(title="Kigen", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> Response:
+        try:
+            async with kigen.db.session() as session:
+                await session.execute(text("SELECT 1"))
+        except Exception:
+            log.exception("database not reachable")
+            return JSONResponse({"status": "database unreachable"}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    if telegram is not None:
+
+        @app.post("/telegram/webhook")
+        async def telegram_webhook(request: Request) -> Response:
+            given = request.headers.get("x-telegram-bot-api-secret-token", "")
+            if not telegram_secret or not hmac.compare_digest(given, telegram_secret):
+                return Response(status_code=403)
+            try:
+                payload = json.loads(await read_body(request))
+            except BodyTooLarge:
+                return Response(status_code=413)
+            except ValueError:
+                return JSONResponse({"error": "body is not JSON"}, status_code=400)
+            if not isinstance(payload, dict) or not isinstance(payload.get("update_id"), int):
+                return JSONResponse({"error": "not a Telegram update"}, status_code=400)
+            await telegram.process(payload)
+            return Response(status_code=200)
+
+    return app

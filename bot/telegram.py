@@ -1,0 +1,211 @@
+"""Telegram: python-telegram-bot turns updates into Incoming, replies into messages.
+
+The adapter only translates. Choices become inline keyboards (the pressed keyboard is
+folded into its message, showing what was chosen); a date request becomes a reply field
+with a date placeholder; documents are sent as files.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from telegram import (
+    Bot,
+    BotCommand,
+    CallbackQuery,
+    ForceReply,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InputFile,
+    LinkPreviewOptions,
+    Update,
+)
+from telegram.constants import ChatMemberStatus, ChatType, MessageLimit
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
+
+from core.config import Settings
+from core.conversation import Conversation
+from core.flows.help import command_menu
+from core.i18n import Catalogs
+from core.messages import Choice, Event, Incoming, Reply, split_text
+from core.outbox import Outcome, SendResult
+from core.ratelimit import RateLimiter
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "telegram"
+NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+#: Telegram's command menus take ISO 639-1 codes only: one menu per code.
+MENU_LANGUAGES = {
+    "ja": "ja", "zh-Hans": "zh", "ko": "ko", "vi": "vi", "fil": "tl", "ne": "ne",
+    "pt-BR": "pt", "es": "es", "id": "id", "th": "th", "my": "my",
+}  # fmt: skip
+ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"]
+GONE_ERRORS = ("chat not found", "user is deactivated", "bot was blocked")
+
+
+def build_application(settings: Settings, *, polling: bool = False) -> Application:
+    """A python-telegram-bot Application for Kigen's bot (no handlers yet)."""
+    if settings.telegram_token is None:
+        raise RuntimeError("KIGEN_TELEGRAM_TOKEN is not set")
+    builder = (
+        ApplicationBuilder()
+        .token(settings.telegram_token.get_secret_value())
+        .base_url(settings.telegram_api_url)
+        .base_file_url(settings.telegram_api_url.replace("/bot", "/file/bot"))
+    )
+    if not polling:
+        builder = builder.updater(None)
+    return builder.build()
+
+
+def incoming_from_update(update: Update) -> Incoming | None:
+    """The Incoming an update stands for, or None for updates Kigen does not handle."""
+    chat = update.effective_chat
+    if chat is None or chat.type != ChatType.PRIVATE:
+        return None
+    user_id = str(chat.id)
+    hint = update.effective_user.language_code if update.effective_user else None
+    if update.my_chat_member is not None:
+        status = update.my_chat_member.new_chat_member.status
+        if status in (ChatMemberStatus.BANNED, ChatMemberStatus.LEFT):
+            return Incoming(CHANNEL, user_id, event=Event.UNFOLLOW)
+        return Incoming(CHANNEL, user_id, event=Event.FOLLOW, language_hint=hint)
+    if update.callback_query is not None:
+        data = update.callback_query.data or ""
+        return Incoming(CHANNEL, user_id, choice=data, language_hint=hint)
+    if update.message is not None:
+        if update.message.text:
+            return Incoming.from_text(CHANNEL, user_id, update.message.text, language_hint=hint)
+        return Incoming(CHANNEL, user_id, event=Event.UNSUPPORTED, language_hint=hint)
+    return None
+
+
+def keyboard(choices: Sequence[Choice]) -> InlineKeyboardMarkup:
+    """Buttons two to a row when the labels are short, one to a row otherwise."""
+    per_row = 2 if all(len(choice.label) <= 16 for choice in choices) else 1
+    buttons = [InlineKeyboardButton(c.label, callback_data=c.id) for c in choices]
+    return InlineKeyboardMarkup([buttons[i : i + per_row] for i in range(0, len(buttons), per_row)])
+
+
+async def send_replies(bot: Bot, chat_id: int | str, replies: Sequence[Reply], **options) -> None:
+    """Send replies as messages: long texts split, choices on the last piece."""
+    for reply in replies:
+        pieces = split_text(reply.text, MessageLimit.MAX_TEXT_LENGTH)
+        for index, piece in enumerate(pieces):
+            markup = None
+            if index == len(pieces) - 1 and reply.choices:
+                markup = keyboard(reply.choices)
+            elif index == len(pieces) - 1 and reply.date_request:
+                markup = ForceReply(input_field_placeholder="2027-03-15")
+            await bot.send_message(
+                chat_id, piece, reply_markup=markup, link_preview_options=NO_PREVIEW, **options
+            )
+        if reply.document is not None:
+            document = InputFile(reply.document.content, filename=reply.document.filename)
+            await bot.send_document(chat_id, document, **options)
+
+
+async def fold_keyboard(query: CallbackQuery) -> None:
+    """Replace the pressed keyboard with the chosen label, so old buttons cannot be
+    pressed twice and the chat shows what was chosen."""
+    message = query.message
+    if message is None or not getattr(message, "text", None):
+        return
+    markup = getattr(message, "reply_markup", None)
+    labels = [
+        b.text
+        for row in (markup.inline_keyboard if markup else ())
+        for b in row
+        if b.callback_data == query.data
+    ]
+    text = f"{message.text}\n\n» {labels[0]}" if labels else message.text
+    if len(text) > MessageLimit.MAX_TEXT_LENGTH:
+        text = message.text
+    try:
+        await query.edit_message_text(text, link_preview_options=NO_PREVIEW)
+    except BadRequest as error:  # e.g. the message is too old to edit
+        log.info("could not fold a keyboard: %s", error.message)
+
+
+class TelegramBridge:
+    """Connects the Application's updates to the conversation."""
+
+    def __init__(self, application: Application, conversation: Conversation) -> None:
+        self.application = application
+        self.conversation = conversation
+        application.add_handler(TypeHandler(Update, self.on_update))
+        application.add_error_handler(self.on_error)
+
+    async def on_update(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
+        event_id = f"{self.application.bot.id}:{update.update_id}"
+        if not await self.conversation.first_time(CHANNEL, event_id):
+            return
+        query = update.callback_query
+        if query is not None:
+            await query.answer()
+        incoming = incoming_from_update(update)
+        if incoming is None:
+            return
+        replies = await self.conversation.handle(incoming)
+        if query is not None:
+            await fold_keyboard(query)
+        await send_replies(self.application.bot, incoming.user_id, replies)
+
+    async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        log.error("handling a Telegram update failed", exc_info=context.error)
+        if isinstance(update, Update) and (incoming := incoming_from_update(update)):
+            reply = await self.conversation.error_reply(CHANNEL, incoming.user_id)
+            try:
+                await send_replies(self.application.bot, incoming.user_id, [reply])
+            except TelegramError:
+                log.warning("could not tell the resident about the failure")
+
+    async def process(self, payload: dict) -> None:
+        """Handle one update delivered to the webhook."""
+        await self.application.process_update(Update.de_json(payload, self.application.bot))
+
+    async def publish_commands(self, catalogs: Catalogs) -> None:
+        """The command menu in every supported language (English as the default)."""
+        bot = self.application.bot
+        english = [BotCommand(c, d) for c, d in command_menu(catalogs.translator("en"))]
+        await bot.set_my_commands(english)
+        for code in catalogs.supported:
+            if code in MENU_LANGUAGES:
+                menu = [BotCommand(c, d) for c, d in command_menu(catalogs.translator(code))]
+                await bot.set_my_commands(menu, language_code=MENU_LANGUAGES[code])
+
+
+class TelegramSender:
+    """Sends outbox messages under Telegram's limits: a global rate (25/s by default,
+    up to 1,000/s with paid broadcasts) and 1 message per second per chat; a RetryAfter
+    pauses the whole sender."""
+
+    channel = CHANNEL
+    idempotent = False
+
+    def __init__(self, bot: Bot, settings: Settings) -> None:
+        self.bot = bot
+        self.paid = settings.telegram_paid_broadcast
+        self.limiter = RateLimiter(1000.0 if self.paid else settings.telegram_rate, 1.0)
+
+    async def send(self, recipient: str, replies: Sequence[Reply], *, key: str) -> SendResult:
+        options = {"allow_paid_broadcast": True} if self.paid else {}
+        try:
+            for reply in replies:
+                await self.limiter.acquire(recipient)
+                await send_replies(self.bot, recipient, [reply], **options)
+        except RetryAfter as error:
+            seconds = error.retry_after.total_seconds()
+            self.limiter.pause(seconds)
+            return SendResult(Outcome.RETRY, retry_after=seconds, error="429 retry after")
+        except Forbidden as error:
+            return SendResult(Outcome.GONE, error=error.message[:300])
+        except BadRequest as error:
+            gone = any(words in error.message.lower() for words in GONE_ERRORS)
+            return SendResult(Outcome.GONE if gone else Outcome.FAILED, error=error.message[:300])
+        except NetworkError as error:
+            return SendResult(Outcome.RETRY, error=f"network: {error.message[:200]}")
+        return SendResult(Outcome.SENT)

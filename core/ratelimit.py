@@ -1,0 +1,51 @@
+"""Pacing for senders: a global rate and a minimum gap per chat."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+
+class RateLimiter:
+    """At most ``rate`` acquisitions per second overall, and at most one per
+    ``per_key_interval`` seconds for the same key; ``pause`` stops everything for a while
+    (a platform's Retry-After)."""
+
+    def __init__(
+        self,
+        rate: float,
+        per_key_interval: float = 0.0,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        max_keys: int = 100_000,
+    ) -> None:
+        self.interval = 1.0 / rate
+        self.per_key_interval = per_key_interval
+        self._clock = clock
+        self._next_slot = 0.0
+        self._paused_until = 0.0
+        self._last_by_key: OrderedDict[str, float] = OrderedDict()
+        self._max_keys = max_keys
+        self._lock = asyncio.Lock()
+
+    def pause(self, seconds: float) -> None:
+        self._paused_until = max(self._paused_until, self._clock() + seconds)
+
+    async def acquire(self, key: str | None = None) -> None:
+        """Wait until one more message may be sent (to ``key``)."""
+        async with self._lock:
+            now = self._clock()
+            start = max(now, self._next_slot, self._paused_until)
+            if key is not None and key in self._last_by_key:
+                start = max(start, self._last_by_key[key] + self.per_key_interval)
+            self._next_slot = start + self.interval
+            if key is not None:
+                self._last_by_key[key] = start
+                self._last_by_key.move_to_end(key)
+                if len(self._last_by_key) > self._max_keys:
+                    self._last_by_key.popitem(last=False)
+        delay = start - now
+        if delay > 0:
+            await asyncio.sleep(delay)

@@ -1,0 +1,278 @@
+"""Telegram end to end: the real python-telegram-bot over real HTTP to the fake Bot API,
+in webhook and in polling mode, and the outbox sender under Telegram's limits."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, timedelta
+
+import pytest
+import pytest_asyncio
+from sqlalchemy import func, select
+from telegram import Bot
+
+from bot.serve import KigenServer
+from bot.telegram import TelegramSender
+from core.clock import FixedClock
+from core.config import Settings
+from core.outbox import Delivery
+from core.store import expiries, users
+from core.store.models import Expiry, OutboxMessage, User
+from tests.conftest import JST
+from tests.fakes.telegram import FakeTelegram, post_update, spec_available
+from tests.helpers import dump_tables
+
+pytestmark = pytest.mark.skipif(
+    not spec_available(), reason="../shared/specs/telegram/api.json not found"
+)
+
+SECRET = "kigen-webhook-secret_1"
+CHAT = 4242
+
+
+@pytest.fixture(scope="module")
+def fake():
+    with FakeTelegram() as server:
+        yield server
+
+
+@pytest.fixture
+def telegram(fake):
+    fake.reset()
+    yield fake
+    fake.assert_no_violations()
+
+
+@pytest.fixture
+def tg_settings(database_url, telegram) -> Settings:
+    return Settings(
+        _env_file=None,
+        database_url=database_url,
+        telegram_token=telegram.token,
+        telegram_api_url=telegram.base_url,
+        telegram_webhook_secret=SECRET,
+        delivery_interval_seconds=3600,
+    )
+
+
+@pytest_asyncio.fixture
+async def server(tg_settings):
+    app = KigenServer(tg_settings, port=0, clock=FixedClock(datetime(2026, 11, 25, 10, tzinfo=JST)))
+    await app.start()
+    yield app
+    await app.stop()
+
+
+class Resident:
+    """A Telegram user talking to Kigen's webhook through the fake."""
+
+    def __init__(self, fake: FakeTelegram, server: KigenServer, chat_id: int = CHAT) -> None:
+        self.fake, self.server, self.chat_id = fake, server, chat_id
+
+    async def post(self, update: dict, secret: str | None = SECRET):
+        return await post_update(f"{self.server.url}/telegram/webhook", update, secret_token=secret)
+
+    async def say(self, text: str) -> list[dict]:
+        before = len(self.fake.sent_messages(self.chat_id))
+        if text.startswith("/"):
+            command, _, args = text[1:].partition(" ")
+            update = self.fake.make_command_update(self.chat_id, command, args)
+        else:
+            update = self.fake.make_message_update(self.chat_id, text)
+        assert (await self.post(update)).status_code == 200
+        return self.fake.sent_messages(self.chat_id)[before:]
+
+    async def press(self, data: str) -> list[dict]:
+        message = next(
+            m for m in reversed(self.fake.sent_messages(self.chat_id)) if data in buttons(m)
+        )
+        before = len(self.fake.sent_messages(self.chat_id))
+        update = self.fake.make_callback_update(self.chat_id, data, message["message_id"])
+        assert (await self.post(update)).status_code == 200
+        return self.fake.sent_messages(self.chat_id)[before:]
+
+
+def buttons(message: dict) -> list[str]:
+    markup = message.get("reply_markup") or {}
+    return [b["callback_data"] for row in markup.get("inline_keyboard", []) for b in row]
+
+
+async def test_a_whole_journey_through_the_webhook(telegram, server):
+    resident = Resident(telegram, server)
+    (greeting,) = await resident.say("/start")
+    assert "lang:en" in buttons(greeting)
+    chosen = await resident.press("lang:en")
+    assert [m["text"].split("\n")[0] for m in chosen][0] == "I will write to you in English."
+    assert len(telegram.calls("answerCallbackQuery")) == 1
+    folded = telegram.calls("editMessageText")[0].params
+    assert folded["text"].endswith("» English") and "reply_markup" not in folded
+
+    (answer,) = await resident.say("Do I have to carry my residence card all the time?")
+    assert "16" in answer["text"] and "Source: https://" in answer["text"]
+
+    await resident.say("/remind")
+    await resident.press("kind:residence_card")
+    await resident.press("consent:yes")
+    assert telegram.calls("sendMessage")[-1].params["reply_markup"]["force_reply"] is True
+    (confirm,) = await resident.say("15.03.2027")
+    assert "March 15, 2027" in confirm["text"]
+    saved = await resident.press("confirm:yes")
+    assert saved[0]["text"].startswith("Saved:")
+    (listing,) = await resident.say("/list")
+    assert "March 15, 2027" in listing["text"]
+    renew = next(b for b in buttons(listing) if b.startswith("renew:"))
+    await resident.press(renew)
+    (renewed,) = await resident.say("2028-03-15")
+    assert "March 15, 2028" in renewed["text"]
+
+    await resident.say("/mydata")
+    (document,) = telegram.calls("sendDocument")
+    _filename, content, _type = document.files["document"]
+    exported = json.loads(content)
+    assert exported["expiries"][0]["expires_on"] == "2028-03-15"
+
+    await resident.say("/forget")
+    (gone,) = await resident.press("forget:yes")
+    assert gone["text"].startswith("Done")
+    tables = await dump_tables(server.kigen.db)
+    assert {name for name, rows in tables.items() if rows} == {"processed_events"}
+
+
+async def test_the_command_menu_is_published_per_language(telegram, server):
+    menus = telegram.calls("setMyCommands")
+    assert menus[0].params.get("language_code") is None
+    commands = [c["command"] for c in menus[0].params["commands"]]
+    assert {"remind", "list", "language", "updates", "mydata", "forget"} <= set(commands)
+
+
+@pytest.mark.parametrize("secret", [None, "wrong-secret"])
+async def test_a_webhook_without_the_secret_is_refused_and_changes_nothing(
+    telegram, server, secret
+):
+    resident = Resident(telegram, server)
+    response = await resident.post(telegram.make_command_update(CHAT, "start"), secret=secret)
+    assert response.status_code == 403
+    assert telegram.sent_texts() == []
+    async with server.kigen.db.session() as session:
+        assert await session.scalar(select(func.count()).select_from(User)) == 0
+
+
+async def test_malformed_webhook_bodies_get_400(telegram, server):
+    import httpx
+
+    async with httpx.AsyncClient() as client:
+        headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
+        url = f"{server.url}/telegram/webhook"
+        assert (await client.post(url, content=b"{not json", headers=headers)).status_code == 400
+        assert (await client.post(url, json=[1, 2], headers=headers)).status_code == 400
+        big = b"x" * (1024 * 1024 + 1)
+        assert (await client.post(url, content=big, headers=headers)).status_code == 413
+
+
+async def test_a_redelivered_update_is_processed_once(telegram, server):
+    resident = Resident(telegram, server)
+    update = telegram.make_message_update(CHAT, "How long is the special period?")
+    await resident.post(update)
+    await resident.post(update)
+    assert len(telegram.sent_texts(CHAT)) == 1
+
+
+async def test_blocking_marks_the_resident_inactive_and_unblocking_welcomes_back(telegram, server):
+    resident = Resident(telegram, server)
+    await resident.say("/start")
+    await resident.press("lang:en")
+    await resident.post(telegram.make_my_chat_member_update(CHAT, "kicked"))
+    async with server.kigen.db.session() as session:
+        assert (await users.get_user(session, "telegram", str(CHAT))).active is False
+    before = len(telegram.sent_texts(CHAT))
+    await resident.post(telegram.make_my_chat_member_update(CHAT, "member"))
+    assert telegram.sent_texts(CHAT)[before].startswith("Welcome back")
+
+
+async def test_a_sticker_gets_a_polite_answer(telegram, server):
+    resident = Resident(telegram, server)
+    update = telegram.make_message_update(CHAT, "x")
+    message = update["message"]
+    del message["text"]
+    message["sticker"] = {
+        "file_id": "s1",
+        "file_unique_id": "u1",
+        "type": "regular",
+        "width": 512,
+        "height": 512,
+        "is_animated": False,
+        "is_video": False,
+    }
+    await resident.post(update)
+    assert "only read text" in telegram.sent_texts(CHAT)[0]
+
+
+async def test_polling_mode_serves_a_resident(telegram, tg_settings):
+    app = KigenServer(tg_settings, port=0, telegram_polling=True)
+    await app.start()
+    try:
+        telegram.push_update(telegram.make_command_update(CHAT, "start", language_code="ja"))
+        await telegram.wait_for_calls("sendMessage", 1, timeout=10)
+        assert telegram.calls("deleteWebhook")
+        assert "lang:en" in buttons(telegram.sent_messages(CHAT)[0])
+    finally:
+        await app.stop()
+
+
+async def due_reminders(kigen, chats: range, day: date) -> None:
+    async with kigen.db.session() as session:
+        for chat_id in chats:
+            user, _ = await users.get_or_create_user(
+                session, "telegram", str(chat_id), kigen.clock.now()
+            )
+            user.language, user.consent_at = "en", kigen.clock.now()
+            await expiries.add_expiry(session, user.id, "residence_card", day, kigen.clock.now())
+    async with kigen.db.session() as session:
+        from core import reminders
+
+        for expiry in (await session.execute(select(Expiry))).scalars():
+            user = await session.get(User, expiry.user_id)
+            await reminders.replan(session, user, expiry, kigen.clock.now())
+
+
+async def test_the_sender_delivers_1000_reminders_once_under_the_cap(telegram, kigen, clock):
+    """1,000 chats, an injected 429 and 3 blocked chats. The configured cap is 200/s here
+    (25/s by default) so that the test takes seconds; the fake refuses anything above 210/s."""
+    await due_reminders(kigen, range(1, 1001), date(2027, 3, 15))
+    for blocked in (7, 77, 777):
+        telegram.block_chat(blocked)
+    telegram.fail_next("sendMessage", 429, retry_after=1)
+    telegram.rate_limit(per_second=210, per_chat_per_second=1)
+    settings = Settings(_env_file=None, telegram_rate=200)
+    async with Bot(telegram.token, base_url=telegram.base_url) as bot:
+        delivery = Delivery(
+            kigen.db,
+            {"telegram": TelegramSender(bot, settings)},
+            kigen.notices,
+            clock,
+            batch_size=200,
+        )
+        clock.move_to(datetime(2026, 12, 15, 9, 0, tzinfo=JST))
+        for _ in range(20):
+            if not await delivery.run_once():
+                clock.move_to(clock.now() + timedelta(seconds=30))
+                if not await delivery.run_once():
+                    break
+    delivered = [r.chat_id for r in telegram.calls("sendMessage") if r.ok]
+    assert len(delivered) == len(set(delivered)) == 997
+    assert telegram.max_rate_observed() <= 210
+    async with kigen.db.session() as session:
+        inactive = (
+            await session.execute(select(User.platform_id).where(User.active.is_(False)))
+        ).scalars()
+        statuses = dict(
+            (
+                await session.execute(
+                    select(OutboxMessage.status, func.count())
+                    .where(OutboxMessage.step == "window")
+                    .group_by(OutboxMessage.status)
+                )
+            ).all()
+        )
+    assert sorted(inactive) == ["7", "77", "777"]
+    assert statuses == {"sent": 997, "failed": 3}
