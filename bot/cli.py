@@ -155,3 +155,34 @@ async def _set_webhook(settings: Settings, url: str) -> None:
             secret_token=settings.telegram_webhook_secret.get_secret_value(),
             allowed_updates=ALLOWED_UPDATES,
         )
+
+
+@main.group()
+def line() -> None:
+    """The LINE official account."""
+
+
+@line.command("setup-richmenu")
+def line_setup_richmenu() -> None:
+    """Create the rich menus, one per supported language (replacing Kigen's old ones)."""
+    settings = Settings()
+    if not (settings.line_channel_secret and settings.line_channel_access_token):
+        raise click.UsageError("set KIGEN_LINE_CHANNEL_SECRET and KIGEN_LINE_CHANNEL_ACCESS_TOKEN")
+    created = asyncio.run(_setup_richmenu(settings))
+    for code, menu_id in created.items():
+        click.echo(f"{code}: {menu_id}")
+
+
+async def _setup_richmenu(settings: Settings) -> dict[str, str]:
+    from contextlib import AsyncExitStack
+
+    from linebot.v3.messaging import AsyncMessagingApiBlob
+
+    from bot.line import open_api
+    from bot.line_richmenu import setup_rich_menus
+    from core.i18n import SUPPORTED, Catalogs
+
+    async with AsyncExitStack() as stack:
+        api = await open_api(settings, stack)
+        blob = AsyncMessagingApiBlob(api.api_client)
+        return await setup_rich_menus(api, blob, Catalogs(settings.locales_dir, SUPPORTED))

@@ -66,11 +66,28 @@ class KigenServer:
                 stack.push_async_callback(application.updater.stop)
                 await application.start()
                 stack.push_async_callback(application.stop)
+        line = None
+        if self.settings.line_channel_secret and self.settings.line_channel_access_token:
+            from bot.line import CHANNEL as LINE
+            from bot.line import LineBridge, LineSender, Renderer, open_api
+            from bot.line_richmenu import rich_menu_ids
+
+            api = await open_api(self.settings, stack)
+            renderer = Renderer(kigen.catalogs, kigen.clock)
+            line = LineBridge(
+                api,
+                kigen.conversation,
+                renderer,
+                self.settings.line_channel_secret.get_secret_value(),
+                rich_menus=await rich_menu_ids(api),
+            )
+            senders[LINE] = LineSender(api, renderer)
         secret = self.settings.telegram_webhook_secret
         app = create_app(
             kigen,
             telegram=telegram,
             telegram_secret=secret.get_secret_value() if secret else None,
+            line=line,
         )
         self.delivery = Delivery(kigen.db, senders, kigen.notices, kigen.clock)
         scheduler = start_scheduler(kigen, self.delivery)

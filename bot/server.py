@@ -23,6 +23,12 @@ class TelegramEndpoint(Protocol):
     async def process(self, payload: dict[str, Any]) -> None: ...
 
 
+class LineEndpoint(Protocol):
+    def verify(self, body: bytes, signature: str | None) -> None: ...
+
+    async def process(self, body: bytes) -> None: ...
+
+
 class BodyTooLarge(Exception):
     pass
 
@@ -45,6 +51,7 @@ def create_app(
     *,
     telegram: TelegramEndpoint | None = None,
     telegram_secret: str | None = None,
+    line: LineEndpoint | None = None,
 ) -> FastAPI:
     """The FastAPI application; webhooks exist only for the configured channels."""
     app = FastAPI(title="Kigen", docs_url=None, redoc_url=None, openapi_url=None)
@@ -79,6 +86,21 @@ def create_app(
             if not isinstance(payload, dict) or not isinstance(payload.get("update_id"), int):
                 return JSONResponse({"error": "not a Telegram update"}, status_code=400)
             await telegram.process(payload)
+            return Response(status_code=200)
+
+    if line is not None:
+        from bot.line import WebhookRejected
+
+        @app.post("/line/webhook")
+        async def line_webhook(request: Request) -> Response:
+            try:
+                body = await read_body(request)
+                line.verify(body, request.headers.get("x-line-signature"))
+                await line.process(body)
+            except BodyTooLarge:
+                return Response(status_code=413)
+            except WebhookRejected as rejected:
+                return JSONResponse({"error": str(rejected)}, status_code=rejected.status)
             return Response(status_code=200)
 
     return app

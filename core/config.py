@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     telegram_webhook_secret: SecretStr | None = None
     telegram_rate: float = Field(default=25.0, gt=0, le=1000)
     telegram_paid_broadcast: bool = False
+    line_channel_secret: SecretStr | None = None
+    line_channel_access_token: SecretStr | None = None
+    line_api_url: str | None = None
     retention_expired_days: int = Field(default=60, ge=0)
     retention_inactive_days: int = Field(default=30, ge=0)
     retention_events_days: int = Field(default=7, ge=0)

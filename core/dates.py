@@ -311,6 +311,11 @@ def parse_date(text: str, *, today: datetime.date) -> datetime.date:
     return found
 
 
+def accepted_range(today: datetime.date) -> tuple[datetime.date, datetime.date]:
+    """The first and last expiry dates :func:`check_range` accepts (for date pickers)."""
+    return today, _plus_years(today, _MAX_YEARS_AHEAD)
+
+
 def check_range(day: datetime.date, *, today: datetime.date) -> None:
     """Check that a date is plausible as an expiry date: not past, not too far ahead.
 
@@ -326,8 +331,8 @@ def check_range(day: datetime.date, *, today: datetime.date) -> None:
             :paramref:`today`, or :attr:`DateErrorReason.TOO_FAR` if it is more than ten
             years after it (29 February moves to 28 February when the year has none).
     """
-    if day < today:
+    earliest, limit = accepted_range(today)
+    if day < earliest:
         raise DateParseError(DateErrorReason.PAST, f"{day} is before {today}")
-    limit = _plus_years(today, _MAX_YEARS_AHEAD)
     if day > limit:
         raise DateParseError(DateErrorReason.TOO_FAR, f"{day} is after {limit}")

@@ -5,11 +5,15 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import select, text
 
+from core import reminders
+from core.app import Kigen
 from core.conversation import Conversation
 from core.messages import Event, Incoming, Reply
+from core.store import expiries, users
 from core.store.db import Database
+from core.store.models import Expiry, User
 
 
 class Chat:
@@ -69,3 +73,18 @@ async def dump_tables(db: Database) -> dict[str, list[tuple[Any, ...]]]:
             rows = await connection.execute(text(f'SELECT * FROM "{name}"'))
             tables[name] = [tuple(row) for row in rows]
     return tables
+
+
+async def due_reminders(kigen: Kigen, channel: str, platform_ids, expires_on: date) -> None:
+    """Residents on ``channel`` (platform ids from ``platform_ids``), each with a residence
+    card expiring on ``expires_on`` and its reminders planned."""
+    now = kigen.clock.now()
+    async with kigen.db.session() as session:
+        for platform_id in platform_ids:
+            user, _ = await users.get_or_create_user(session, channel, str(platform_id), now)
+            user.language, user.consent_at = "en", now
+            await expiries.add_expiry(session, user.id, "residence_card", expires_on, now)
+    async with kigen.db.session() as session:
+        for expiry in (await session.execute(select(Expiry))).scalars():
+            user = await session.get(User, expiry.user_id)
+            await reminders.replan(session, user, expiry, now)

@@ -16,11 +16,11 @@ from bot.telegram import TelegramSender
 from core.clock import FixedClock
 from core.config import Settings
 from core.outbox import Delivery
-from core.store import expiries, users
-from core.store.models import Expiry, OutboxMessage, User
+from core.store import users
+from core.store.models import OutboxMessage, User
 from tests.conftest import JST
 from tests.fakes.telegram import FakeTelegram, post_update, spec_available
-from tests.helpers import dump_tables
+from tests.helpers import due_reminders, dump_tables
 
 pytestmark = pytest.mark.skipif(
     not spec_available(), reason="../shared/specs/telegram/api.json not found"
@@ -102,7 +102,7 @@ async def test_a_whole_journey_through_the_webhook(telegram, server):
     (greeting,) = await resident.say("/start")
     assert "lang:en" in buttons(greeting)
     chosen = await resident.press("lang:en")
-    assert [m["text"].split("\n")[0] for m in chosen][0] == "I will write to you in English."
+    assert chosen[0]["text"] == "I will write to you in English."
     assert len(telegram.calls("answerCallbackQuery")) == 1
     folded = telegram.calls("editMessageText")[0].params
     assert folded["text"].endswith("» English") and "reply_markup" not in folded
@@ -219,26 +219,10 @@ async def test_polling_mode_serves_a_resident(telegram, tg_settings):
         await app.stop()
 
 
-async def due_reminders(kigen, chats: range, day: date) -> None:
-    async with kigen.db.session() as session:
-        for chat_id in chats:
-            user, _ = await users.get_or_create_user(
-                session, "telegram", str(chat_id), kigen.clock.now()
-            )
-            user.language, user.consent_at = "en", kigen.clock.now()
-            await expiries.add_expiry(session, user.id, "residence_card", day, kigen.clock.now())
-    async with kigen.db.session() as session:
-        from core import reminders
-
-        for expiry in (await session.execute(select(Expiry))).scalars():
-            user = await session.get(User, expiry.user_id)
-            await reminders.replan(session, user, expiry, kigen.clock.now())
-
-
 async def test_the_sender_delivers_1000_reminders_once_under_the_cap(telegram, kigen, clock):
     """1,000 chats, an injected 429 and 3 blocked chats. The configured cap is 200/s here
     (25/s by default) so that the test takes seconds; the fake refuses anything above 210/s."""
-    await due_reminders(kigen, range(1, 1001), date(2027, 3, 15))
+    await due_reminders(kigen, "telegram", range(1, 1001), date(2027, 3, 15))
     for blocked in (7, 77, 777):
         telegram.block_chat(blocked)
     telegram.fail_next("sendMessage", 429, retry_after=1)

@@ -46,3 +46,19 @@ _COMMAND_MENU = (
 def command_menu(t: Translator) -> list[tuple[str, str]]:
     """The commands with their descriptions in one language, for a platform's menu."""
     return [(command, t.gettext(description)) for command, description in _COMMAND_MENU]
+
+
+#: What a platform's persistent menu (LINE's rich menu) offers, in its order.
+_PERSISTENT_MENU = (
+    ("menu:topics", N_("Ask a question")),
+    ("menu:list", N_("My reminders")),
+    ("menu:add", N_("Add a reminder")),
+    ("menu:language", N_("Language")),
+    ("menu:help", N_("Help")),
+)
+#: The label of the button that opens the persistent menu (at most 14 characters).
+MENU_BUTTON = N_("Menu")
+
+
+def persistent_menu(t: Translator) -> list[Choice]:
+    return [Choice(choice_id, t.gettext(label)) for choice_id, label in _PERSISTENT_MENU]

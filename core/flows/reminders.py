@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 from core import dates, reminders, schedule
 from core.flows.context import Context
 from core.flows.documents import document_label, document_name
+from core.i18n import N_
 from core.messages import Choice, Reply
 from core.schedule import DocumentKind
 from core.store import expiries, outbox
@@ -16,6 +17,8 @@ from core.store.outbox import PlannedReminder
 
 ADD = "add"
 RENEW = "renew"
+#: The label of a platform's date picker, where it has one.
+DATE_PICKER_LABEL = N_("Choose a date")
 
 
 def _example(ctx: Context) -> str:
