@@ -105,7 +105,9 @@ class Renderer:
 
     def reply(self, reply: Reply) -> list[Message]:
         text = reply.text
-        if reply.document is not None:
+        if reply.document is not None and reply.document.url:
+            text = f"{text}\n{reply.document.url}"
+        elif reply.document is not None and reply.document.media_type == "application/json":
             text = f"{text}\n\n{reply.document.content.decode('utf-8')}"
         if reply.choices and (
             reply.intent == "reminder:list" or not _fits_quick_reply(reply.choices)

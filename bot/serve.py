@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from contextlib import AsyncExitStack
+from datetime import timedelta
 
 import uvicorn
 
@@ -89,7 +90,13 @@ class KigenServer:
             telegram_secret=secret.get_secret_value() if secret else None,
             line=line,
         )
-        self.delivery = Delivery(kigen.db, senders, kigen.notices, kigen.clock)
+        self.delivery = Delivery(
+            kigen.db,
+            senders,
+            kigen.notices,
+            kigen.clock,
+            lease=timedelta(seconds=self.settings.claim_lease_seconds),
+        )
         scheduler = start_scheduler(kigen, self.delivery)
         stack.callback(scheduler.shutdown, wait=False)
         config = uvicorn.Config(

@@ -11,7 +11,10 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from core import links
 from core.app import Kigen
+from core.calendar import expiry_calendar
+from core.store.models import Expiry, User
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +72,27 @@ def create_app(
             log.exception("database not reachable")
             return JSONResponse({"status": "database unreachable"}, status_code=503)
         return JSONResponse({"status": "ready"})
+
+    @app.get("/calendar/{token}.ics")
+    async def calendar(token: str) -> Response:
+        now = kigen.clock.now()
+        subject = links.verify(kigen.settings.signing_key, token, now=now)
+        if subject is None or not subject.startswith("e") or not subject[1:].isdigit():
+            return Response(
+                "This link is invalid or has expired.\n", status_code=404, media_type="text/plain"
+            )
+        async with kigen.db.session() as session:
+            expiry = await session.get(Expiry, int(subject[1:]))
+            user = await session.get(User, expiry.user_id) if expiry else None
+        if expiry is None or user is None:
+            return Response(
+                "This date has been deleted.\n", status_code=410, media_type="text/plain"
+            )
+        t = kigen.catalogs.translator(user.language or "en")
+        headers = {"Content-Disposition": f'attachment; filename="kigen-{expiry.kind}.ics"'}
+        return Response(
+            expiry_calendar(expiry, t, now=now), media_type="text/calendar", headers=headers
+        )
 
     if telegram is not None:
 

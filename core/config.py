@@ -5,6 +5,7 @@ Nothing is required to start the terminal chat: every setting has a default.
 
 from __future__ import annotations
 
+import secrets
 from functools import cached_property
 from pathlib import Path
 
@@ -28,6 +29,10 @@ class Settings(BaseSettings):
     delivery_interval_seconds: float = Field(default=5.0, gt=0)
     claim_lease_seconds: int = Field(default=120, gt=0)
     log_level: str = "WARNING"
+    public_url: str | None = Field(
+        default=None, description="https address where residents reach this server"
+    )
+    secret_key: SecretStr | None = None
     telegram_token: SecretStr | None = None
     telegram_api_url: str = "https://api.telegram.org/bot"
     telegram_webhook_secret: SecretStr | None = None
@@ -39,6 +44,13 @@ class Settings(BaseSettings):
     retention_expired_days: int = Field(default=60, ge=0)
     retention_inactive_days: int = Field(default=30, ge=0)
     retention_events_days: int = Field(default=7, ge=0)
+
+    @cached_property
+    def signing_key(self) -> bytes:
+        """The key that signs links; a random one per process when none is configured."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value().encode("utf-8")
+        return secrets.token_bytes(32)
 
     @cached_property
     def resolved_database_url(self) -> str:

@@ -22,7 +22,7 @@ from core.flows.context import Context
 from core.i18n import DEFAULT_LANGUAGE, Catalogs, negotiate
 from core.knowledge import KnowledgeBase
 from core.messages import Event, Incoming, Reply
-from core.store import dialogue, events, expiries, users
+from core.store import dialogue, events, users
 from core.store.db import Database
 from core.store.models import User
 from core.textnorm import normalise
@@ -48,6 +48,8 @@ COMMANDS: dict[str, Handler] = {
     "forget": privacy_flow.ask_forget,
     "privacy": privacy_flow.notice,
     "topics": faq.topics,
+    "time": settings_flow.ask_hour,
+    "timezone": settings_flow.ask_zone,
 }
 
 MENU: dict[str, Handler] = {
@@ -95,8 +97,11 @@ CHOICES: dict[str, ChoiceHandler] = {
     "del": reminders.delete,
     "snooze": reminders.snooze,
     "stop": reminders.stop,
+    "cal": reminders.calendar_file,
     "applied": reminders.applied,
     "updates": settings_flow.set_updates,
+    "hour": settings_flow.set_hour,
+    "tz": settings_flow.set_zone,
     "forget": privacy_flow.forget,
     "faq": faq.answer,
     "topic": faq.show_topic,
@@ -155,8 +160,7 @@ class Conversation:
             )
             if not user.active:
                 users.reactivate(user)
-                for expiry in await expiries.list_expiries(session, user.id):
-                    await reminders_plan.replan(session, user, expiry, now)
+                await reminders_plan.replan_all(session, user, now)
             state = await dialogue.load_state(session, user.id)
             ctx = Context(
                 session=session,
@@ -254,6 +258,8 @@ class Conversation:
         text = privacy.strip_placeholders(redacted.text)
         if ctx.step == "date":
             return replies + await reminders.on_date_text(ctx, text)
+        if ctx.flow == "settings" and ctx.step == "timezone":
+            return replies + await settings_flow.set_zone(ctx, text)
         answers = await faq.ask(ctx, text)
         if replies and not answers[0].intent.startswith("faq:"):
             # What is left around a pasted number is rarely a question: warn only.

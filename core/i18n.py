@@ -14,7 +14,7 @@ from datetime import date
 from pathlib import Path
 
 from babel import Locale, UnknownLocaleError
-from babel.dates import format_date
+from babel.dates import format_date, get_timezone_location
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
@@ -107,6 +107,10 @@ class Translator:
     def format_date(self, day: date) -> str:
         """A date written the way the language writes it, with Western digits."""
         return format_date(day, "long", locale=self.language.locale)
+
+    def format_zone(self, zone: str) -> str:
+        """A time zone by its place, in this language ("Vietnam Time", "ベトナム時間")."""
+        return get_timezone_location(zone, locale=self.language.locale)
 
 
 class Catalogs:

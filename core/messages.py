@@ -70,6 +70,8 @@ class Document:
     filename: str
     media_type: str
     content: bytes
+    #: A signed link to the same file, for platforms that cannot send files.
+    url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +108,7 @@ class Reply:
                 "filename": self.document.filename,
                 "media_type": self.document.media_type,
                 "content": self.document.content.decode("utf-8"),
+                "url": self.document.url,
             }
         return data
 

@@ -17,7 +17,7 @@ from core.schedule import DocumentKind
 from core.store import users
 from core.store.models import Expiry, ExpiryStatus, OutboxKind, OutboxMessage
 
-_WHAT_TO_DO: dict[DocumentKind, str] = {
+WHAT_TO_DO: dict[DocumentKind, str] = {
     DocumentKind.RESIDENCE_CARD: N_(
         "Apply for an extension of your period of stay at your regional immigration bureau, "
         "or online. Bring your passport, your residence card and a 4×3 cm photo."
@@ -90,6 +90,8 @@ class Notices:
         expiry = await session.get(Expiry, row.expiry_id) if row.expiry_id else None
         if expiry is None:
             return Rendered(skip_reason="expiry deleted")
+        if row.about_date is not None and row.about_date != expiry.expires_on:
+            return Rendered(skip_reason="expiry renewed")
         if expiry.status == ExpiryStatus.APPLIED and row.step != "mnc_extend":
             return Rendered(skip_reason="application pending")
         t = self.catalogs.translator(user.language or "en")
@@ -122,7 +124,7 @@ class Notices:
             )
         lines = [head.format(document=document, date=day, days=days_left)]
         if row.step != "mnc_extend":
-            lines.append(_(_WHAT_TO_DO[kind]))
+            lines.append(_(WHAT_TO_DO[kind]))
         if row.step == "window" and kind == DocumentKind.RESIDENCE_CARD:
             lines.append(
                 _(

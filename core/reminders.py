@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import schedule
-from core.store import outbox
+from core.store import expiries, outbox
 from core.store.models import Expiry, ExpiryStatus, User
 from core.store.outbox import PlannedReminder
 
@@ -45,5 +45,13 @@ async def replan(session: AsyncSession, user: User, expiry: Expiry, now: datetim
         user_id=user.id,
         channel=user.channel,
         expiry_id=expiry.id,
+        about_date=expiry.expires_on,
         planned=plan(expiry, user, now),
     )
+
+
+async def replan_all(session: AsyncSession, user: User, now: datetime) -> None:
+    """Rewrite the pending rows of every expiry of ``user`` (after a change of hour or
+    time zone, or when a resident comes back)."""
+    for expiry in await expiries.list_expiries(session, user.id):
+        await replan(session, user, expiry, now)

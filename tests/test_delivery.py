@@ -204,7 +204,7 @@ async def test_an_interrupted_send_is_not_repeated_unless_the_platform_drops_rep
     assert [key for _, key, _ in idempotent.sent] == [f"outbox:{row_id}"]
 
 
-async def test_renewing_rewrites_pending_rows_and_keeps_history(kigen, clock):
+async def test_renewing_starts_a_new_ladder_and_keeps_history(kigen, clock):
     chat = await save_date(kigen)
     sender = RecordingSender()
     clock.move_to(datetime(2026, 12, 15, 9, 0, tzinfo=JST))
@@ -216,4 +216,4 @@ async def test_renewing_rewrites_pending_rows_and_keeps_history(kigen, clock):
     steps = [(row.step, row.status, row.due_at.astimezone(JST).date()) for row in await rows(kigen)]
     assert steps[0] == ("window", "sent", date(2026, 12, 15))
     assert ("month", "pending", date(2028, 2, 15)) in steps
-    assert ("window", "pending", date(2027, 12, 15)) not in steps  # a sent step is not resent
+    assert ("window", "pending", date(2027, 12, 15)) in steps  # a new date, a new ladder

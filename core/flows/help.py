@@ -25,8 +25,9 @@ async def menu(ctx: Context) -> list[Reply]:
         "Ask me a question in your own words, for example: "
         "“When can I renew my residence card?”\n"
         "Commands: /remind add a reminder, /list your reminders, /language, "
-        "/updates policy updates on or off, /mydata what I store, /forget delete everything, "
-        "/privacy how I handle your data."
+        "/updates policy updates on or off, /time the hour of reminders, /timezone if you live "
+        "abroad, /mydata what I store, /forget delete everything, /privacy how I handle your "
+        "data."
     )
     return [ctx.reply(text, "help", menu_choices(ctx))]
 
@@ -37,6 +38,7 @@ _COMMAND_MENU = (
     ("list", N_("My reminders")),
     ("language", N_("Change the language")),
     ("updates", N_("Policy updates on or off")),
+    ("time", N_("The hour of reminders")),
     ("mydata", N_("What I store about you")),
     ("forget", N_("Delete all my data")),
     ("privacy", N_("How I handle your data")),

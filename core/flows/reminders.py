@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from core import dates, reminders, schedule
+from core import dates, links, reminders, schedule
+from core.calendar import expiry_calendar
 from core.flows.context import Context
 from core.flows.documents import document_label, document_name
 from core.i18n import N_
-from core.messages import Choice, Reply
+from core.messages import Choice, Document, Reply
 from core.schedule import DocumentKind
 from core.store import expiries, outbox
 from core.store.models import Expiry, ExpiryStatus
@@ -160,7 +161,11 @@ async def confirm(ctx: Context, answer: str) -> list[Reply]:
     days = _reminder_days(ctx, reminders.plan(expiry, ctx.user, ctx.now))
     if days:
         text += "\n" + _("I will remind you on: {dates}.").format(dates=_date_list(ctx, days))
-    replies = [ctx.reply(text, "reminder:saved", [Choice("menu:list", _("My reminders"))])]
+    choices = [
+        Choice(f"cal:{expiry.id}", _("Add to calendar")),
+        Choice("menu:list", _("My reminders")),
+    ]
+    replies = [ctx.reply(text, "reminder:saved", choices)]
     if ctx.user.updates_opt_in is None:
         question = _(
             "Would you also like important policy updates, such as fee changes, from your "
@@ -196,6 +201,7 @@ async def show_list(ctx: Context) -> list[Reply]:
         lines.append(line)
         choices.append(Choice(f"renew:{expiry.id}", _("{number}: renewed").format(number=number)))
         choices.append(Choice(f"del:{expiry.id}", _("{number}: delete").format(number=number)))
+        choices.append(Choice(f"cal:{expiry.id}", _("{number}: calendar").format(number=number)))
     choices.append(Choice("menu:add", _("Add a reminder")))
     return [ctx.reply("\n".join(lines), "reminder:list", choices)]
 
@@ -261,6 +267,7 @@ async def snooze(ctx: Context, value: str) -> list[Reply]:
         user_id=ctx.user.id,
         channel=ctx.user.channel,
         expiry_id=expiry.id,
+        about_date=expiry.expires_on,
         planned=snoozed,
     )
     text = _("All right, I will remind you again on {date}.").format(date=ctx.t.format_date(day))
@@ -282,7 +289,7 @@ async def stop(ctx: Context, value: str) -> list[Reply]:
 
 
 async def applied(ctx: Context, value: str) -> list[Reply]:
-    """"I have applied": pause the ladder while the application is examined."""
+    """ "I have applied": pause the ladder while the application is examined."""
     _ = ctx.t.gettext
     expiry = await _owned(ctx, value)
     if expiry is None:
@@ -315,7 +322,27 @@ async def _special_period(ctx: Context, expiry: Expiry) -> list[str]:
         user_id=ctx.user.id,
         channel=ctx.user.channel,
         expiry_id=expiry.id,
+        about_date=expiry.expires_on,
         planned=nudge,
     )
     promise = _("On {date} I will remind you to extend your My Number Card too.")
     return [explanation, promise.format(date=ctx.t.format_date(day))]
+
+
+async def calendar_file(ctx: Context, value: str) -> list[Reply]:
+    """ "Add to calendar": the expiry as an .ics file (and a signed link to it)."""
+    _ = ctx.t.gettext
+    expiry = await _owned(ctx, value)
+    if expiry is None:
+        return [ctx.reply(_("That button is no longer valid."), "error:choice")]
+    content = expiry_calendar(expiry, ctx.t, now=ctx.now)
+    url = None
+    if ctx.settings.public_url:
+        token = links.sign(ctx.settings.signing_key, f"e{expiry.id}", now=ctx.now)
+        url = f"{ctx.settings.public_url.rstrip('/')}/calendar/{token}.ics"
+    document = Document(f"kigen-{expiry.kind}.ics", "text/calendar", content, url=url)
+    text = _(
+        "Here is a calendar file with the date and alarms on the reminder days. Open it to "
+        "add it to your phone's calendar."
+    )
+    return [ctx.reply(text, "reminder:calendar", document=document)]

@@ -71,7 +71,7 @@ class OutboxMessage(SQLModel, table=True):
 
     __tablename__ = "outbox"
     __table_args__ = (
-        UniqueConstraint("expiry_id", "step"),
+        UniqueConstraint("expiry_id", "about_date", "step"),
         Index("ix_outbox_status_due", "status", "due_at"),
     )
 
@@ -88,6 +88,8 @@ class OutboxMessage(SQLModel, table=True):
         sa_column=Column(Integer, ForeignKey("expiries.id", ondelete="CASCADE"), nullable=True),
     )
     step: str | None = Field(default=None, max_length=16)
+    #: The expiry date a reminder is about; a renewal starts a new ladder.
+    about_date: date | None = None
     due_at: datetime
     stale_at: datetime | None = None  #: after this moment sending makes no sense
     status: str = Field(default=OutboxStatus.PENDING, max_length=16)

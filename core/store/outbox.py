@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,28 +33,35 @@ async def replace_reminders(
     user_id: int,
     channel: str,
     expiry_id: int,
+    about_date: date,
     planned: Sequence[PlannedReminder],
 ) -> None:
-    """Rewrite the pending reminder rows of one expiry (sent rows are history and stay)."""
+    """Rewrite the pending reminder rows of one expiry. Rows already handed to a platform
+    are history and stay; a step already sent for the same expiry date is not planned
+    again."""
     await drop_pending_reminders(session, expiry_id)
-    sent_steps = set(
-        (
-            await session.execute(
-                select(OutboxMessage.step).where(OutboxMessage.expiry_id == expiry_id)
-            )
-        ).scalars()
-    )
     for item in planned:
-        if item.step not in sent_steps:
-            await add_reminder(
-                session, user_id=user_id, channel=channel, expiry_id=expiry_id, planned=item
-            )
+        await add_reminder(
+            session,
+            user_id=user_id,
+            channel=channel,
+            expiry_id=expiry_id,
+            about_date=about_date,
+            planned=item,
+        )
 
 
 async def add_reminder(
-    session: AsyncSession, *, user_id: int, channel: str, expiry_id: int, planned: PlannedReminder
+    session: AsyncSession,
+    *,
+    user_id: int,
+    channel: str,
+    expiry_id: int,
+    about_date: date,
+    planned: PlannedReminder,
 ) -> None:
-    """Queue one reminder row; a step already queued for this expiry is left as it is."""
+    """Queue one reminder row; a step already queued or sent for this expiry date is left
+    as it is."""
     await session.execute(
         sql.insert(session, OutboxMessage)
         .values(
@@ -63,12 +70,13 @@ async def add_reminder(
             kind=OutboxKind.REMINDER,
             expiry_id=expiry_id,
             step=planned.step,
+            about_date=about_date,
             due_at=planned.due_at,
             stale_at=planned.stale_at,
             status=OutboxStatus.PENDING,
             attempts=0,
         )
-        .on_conflict_do_nothing(index_elements=["expiry_id", "step"])
+        .on_conflict_do_nothing(index_elements=["expiry_id", "about_date", "step"])
     )
 
 
