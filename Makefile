@@ -38,4 +38,4 @@ system-test-deps:
 messages: $(VENV)/.installed-test
 	$(BIN)/pybabel extract -F babel.cfg -k _ -k N_ -k gettext -k ngettext:1,2 \
 		--no-location --sort-output --omit-header -o locales/kigen.pot .
-	$(BIN)/pybabel update -i locales/kigen.pot -d locales -D kigen --no-location --ignore-obsolete
+	$(BIN)/pybabel update -i locales/kigen.pot -d locales -D kigen --ignore-obsolete

@@ -1,4 +1,5 @@
-"""APScheduler jobs: deliver the outbox every few seconds, housekeeping once a day.
+"""APScheduler jobs: deliver the outbox every few seconds; once a day, plan any missing
+reminders and apply the retention periods.
 
 Jobs live in memory; the work lives in the database, so any number of processes can run
 these jobs side by side (the outbox claim shares rows out between them).
@@ -11,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from core import housekeeping
+from core import housekeeping, reminders
 from core.app import Kigen
 from core.outbox import Delivery
 
@@ -30,6 +31,15 @@ def start_scheduler(kigen: Kigen, delivery: Delivery) -> AsyncIOScheduler:
         next_run_time=datetime.now(UTC),
     )
     scheduler.add_job(
+        _plan,
+        "cron",
+        hour=3,
+        minute=0,
+        timezone=ZoneInfo("Asia/Tokyo"),
+        args=[kigen],
+        id="plan",
+    )
+    scheduler.add_job(
         housekeeping.run,
         "cron",
         hour=3,
@@ -40,3 +50,7 @@ def start_scheduler(kigen: Kigen, delivery: Delivery) -> AsyncIOScheduler:
     )
     scheduler.start()
     return scheduler
+
+
+async def _plan(kigen: Kigen) -> None:
+    await reminders.plan_missing(kigen.db, kigen.clock.now())

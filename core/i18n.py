@@ -7,6 +7,7 @@ many residents, so a :class:`Translator` is passed around instead of a global ``
 
 from __future__ import annotations
 
+import functools
 import io
 import threading
 from dataclasses import dataclass
@@ -106,7 +107,7 @@ class Translator:
 
     def format_date(self, day: date) -> str:
         """A date written the way the language writes it, with Western digits."""
-        return format_date(day, "long", locale=self.language.locale)
+        return _long_date(day, self.language.locale)
 
     def format_zone(self, zone: str) -> str:
         """A time zone by its place, in this language ("Vietnam Time", "ベトナム時間")."""
@@ -144,6 +145,11 @@ class Catalogs:
         write_mo(buffer, catalog)
         buffer.seek(0)
         return Translations(fp=buffer, domain=DOMAIN)
+
+
+@functools.lru_cache(maxsize=4096)
+def _long_date(day: date, locale: str) -> str:
+    return format_date(day, "long", locale=locale)
 
 
 def N_(message: str) -> str:

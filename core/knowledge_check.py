@@ -44,8 +44,11 @@ _MONTHS = {
     )
     for name in names
 }
-_MONTH_NAME = re.compile(r"\b(" + "|".join(sorted(_MONTHS, key=len, reverse=True)) + r")\b", re.I)
-_PHONE = re.compile(r"(?<![\d,.])0\d{1,4}(?:-\d{1,4}){1,3}(?![\d])")
+_MONTH_WORDS = "|".join(sorted(_MONTHS, key=len, reverse=True))
+#: A month name only counts inside a date ("14 June 2026", "June 14"), so that the verb
+#: "may" is not read as May.
+_MONTH_NAME = re.compile(rf"(?<=\d )({_MONTH_WORDS})\b|\b({_MONTH_WORDS})(?= \d)", re.I)
+_PHONE = re.compile(r"(?<![\d,.])0\d{1,4}(?:-\d{1,6}){1,3}(?![\d])")
 _NUMBER = re.compile(r"\d{1,3}(?:,\d{3})+|\d+")
 
 
@@ -55,7 +58,7 @@ def numbers(text: str) -> set[str]:
     text = unicodedata.normalize("NFKC", text)
     found = {match.group(0) for match in _PHONE.finditer(text)}
     text = _PHONE.sub(" ", text)
-    found |= {str(_MONTHS[m.group(1).lower()]) for m in _MONTH_NAME.finditer(text)}
+    found |= {str(_MONTHS[(m.group(1) or m.group(2)).lower()]) for m in _MONTH_NAME.finditer(text)}
     found |= {str(int(m.group(0).replace(",", ""))) for m in _NUMBER.finditer(text)}
     return found
 

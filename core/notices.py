@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.flows.documents import document_name
@@ -14,8 +15,7 @@ from core.i18n import N_, Catalogs, Translator
 from core.knowledge import KnowledgeBase
 from core.messages import Choice, Reply
 from core.schedule import DocumentKind
-from core.store import users
-from core.store.models import Expiry, ExpiryStatus, OutboxKind, OutboxMessage
+from core.store.models import Expiry, ExpiryStatus, OutboxKind, OutboxMessage, User
 
 WHAT_TO_DO: dict[DocumentKind, str] = {
     DocumentKind.RESIDENCE_CARD: N_(
@@ -79,8 +79,17 @@ class Notices:
         self.catalogs = catalogs
         self.kb = kb
 
+    async def preload(self, session: AsyncSession, rows: list[OutboxMessage]) -> None:
+        """Load the users and expiries of ``rows`` in two queries, so that :meth:`render`
+        finds them in the session."""
+        user_ids = {row.user_id for row in rows}
+        expiry_ids = {row.expiry_id for row in rows if row.expiry_id}
+        await session.execute(select(User).where(User.id.in_(user_ids)))
+        if expiry_ids:
+            await session.execute(select(Expiry).where(Expiry.id.in_(expiry_ids)))
+
     async def render(self, session: AsyncSession, row: OutboxMessage, now: datetime) -> Rendered:
-        user = await users.get_by_id(session, row.user_id)
+        user = await session.get(User, row.user_id)
         if user is None or not user.active:
             return Rendered(skip_reason="user gone")
         if row.stale_at is not None and row.stale_at <= now:

@@ -9,6 +9,7 @@ drops repeats itself.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
@@ -70,8 +71,9 @@ class Delivery:
         clock: Clock,
         *,
         worker_id: str | None = None,
-        batch_size: int = 50,
+        batch_size: int = 200,
         lease: timedelta = timedelta(minutes=2),
+        concurrency: int = 16,
     ) -> None:
         self.db = db
         self.senders = dict(senders)
@@ -80,6 +82,7 @@ class Delivery:
         self.worker_id = worker_id or default_worker_id()
         self.batch_size = batch_size
         self.lease = lease
+        self.concurrency = concurrency
 
     async def run_once(self) -> int:
         """Deliver what is due now; returns how many rows were handled."""
@@ -98,66 +101,118 @@ class Delivery:
                 lease=self.lease,
                 channels=list(self.senders),
             )
-        for row_id in ids:
-            await self._deliver(row_id)
+        jobs = await self._prepare(ids)
+        for channel in {job.channel for job in jobs}:
+            sender = self.senders[channel]
+            group = [job for job in jobs if job.channel == channel]
+            if sender.idempotent:
+                await self._send_together(sender, group)
+            else:
+                for job in group:
+                    await self._send_together(sender, [job])
         return len(ids)
 
-    async def _deliver(self, row_id: int) -> None:
+    async def _prepare(self, ids: list[int]) -> list[_Job]:
+        """Render the claimed rows; drop those no longer worth sending."""
         now = self.clock.now()
+        jobs = []
+        dropped: dict[str, list[int]] = {}
         async with self.db.session() as session:
-            (row,) = await outbox.get_rows(session, [row_id])
-            rendered = await self.notices.render(session, row, now)
-            if rendered.skip_reason is not None:
-                await outbox.finish(
+            rows = await outbox.get_rows(session, ids)
+            await self.notices.preload(session, rows)
+            for row in rows:
+                rendered = await self.notices.render(session, row, now)
+                if rendered.skip_reason is not None:
+                    dropped.setdefault(rendered.skip_reason, []).append(row.id)
+                else:
+                    jobs.append(
+                        _Job(
+                            row.id,
+                            row.channel,
+                            row.user_id,
+                            row.attempts + 1,
+                            rendered.recipient,
+                            rendered.replies,
+                        )
+                    )
+            for reason, row_ids in dropped.items():
+                await outbox.finish_many(
                     session,
-                    row_id,
+                    row_ids,
                     self.worker_id,
                     status=OutboxStatus.DROPPED,
                     now=now,
-                    error=rendered.skip_reason,
+                    error=reason,
                 )
-                return
-            if not await outbox.mark_sending(session, row_id, self.worker_id):
-                return
-        sender = self.senders[row.channel]
-        try:
-            result = await sender.send(rendered.recipient, rendered.replies, key=f"outbox:{row_id}")
-        except Exception as error:  # a sender bug must not stop the other deliveries
-            log.exception("sender %s crashed on outbox row %s", row.channel, row_id)
-            result = SendResult(Outcome.RETRY, error=type(error).__name__)
-        await self._record(row_id, row.attempts + 1, result)
+        return jobs
 
-    async def _record(self, row_id: int, attempts: int, result: SendResult) -> None:
-        now = self.clock.now()
+    async def _send_together(self, sender: Sender, jobs: list[_Job]) -> None:
+        """Mark the rows as being sent, send them (concurrently), record the results.
+
+        A sender that drops repeats gets whole batches; any other gets one row at a time,
+        so that a crash leaves at most one row whose fate is unknown.
+        """
         async with self.db.session() as session:
-            if result.outcome == Outcome.SENT:
-                await outbox.finish(
-                    session, row_id, self.worker_id, status=OutboxStatus.SENT, now=now
-                )
-            elif result.outcome == Outcome.RETRY and attempts < MAX_ATTEMPTS:
-                await outbox.finish(
+            marked = set(
+                await outbox.mark_sending(session, [j.row_id for j in jobs], self.worker_id)
+            )
+        jobs = [job for job in jobs if job.row_id in marked]
+        limit = asyncio.Semaphore(self.concurrency)
+
+        async def send(job: _Job) -> SendResult:
+            async with limit:
+                try:
+                    return await sender.send(job.recipient, job.replies, key=f"outbox:{job.row_id}")
+                except Exception as error:  # a sender bug must not stop the other deliveries
+                    log.exception("sender %s crashed on outbox row %s", sender.channel, job.row_id)
+                    return SendResult(Outcome.RETRY, error=type(error).__name__)
+
+        results = await asyncio.gather(*(send(job) for job in jobs))
+        await self._record(list(zip(jobs, results, strict=True)))
+
+    async def _record(self, outcomes: list[tuple[_Job, SendResult]]) -> None:
+        now = self.clock.now()
+        sent = [job.row_id for job, result in outcomes if result.outcome == Outcome.SENT]
+        async with self.db.session() as session:
+            await outbox.finish_many(
+                session, sent, self.worker_id, status=OutboxStatus.SENT, now=now
+            )
+            for job, result in outcomes:
+                if result.outcome == Outcome.SENT:
+                    continue
+                if result.outcome == Outcome.RETRY and job.attempts < MAX_ATTEMPTS:
+                    await outbox.finish(
+                        session,
+                        job.row_id,
+                        self.worker_id,
+                        status=OutboxStatus.PENDING,
+                        now=now,
+                        error=result.error,
+                        retry_at=now + backoff(job.attempts, result.retry_after),
+                    )
+                    continue
+                await outbox.finish_many(
                     session,
-                    row_id,
-                    self.worker_id,
-                    status=OutboxStatus.PENDING,
-                    now=now,
-                    error=result.error,
-                    retry_at=now + backoff(attempts, result.retry_after),
-                )
-            else:
-                await outbox.finish(
-                    session,
-                    row_id,
+                    [job.row_id],
                     self.worker_id,
                     status=OutboxStatus.FAILED,
                     now=now,
                     error=result.error or result.outcome,
                 )
                 if result.outcome == Outcome.GONE:
-                    (row,) = await outbox.get_rows(session, [row_id])
-                    user = await users.get_by_id(session, row.user_id)
+                    user = await users.get_by_id(session, job.user_id)
                     if user is not None:
                         await users.mark_inactive(session, user, now, "blocked")
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    row_id: int
+    channel: str
+    user_id: int
+    attempts: int
+    recipient: str
+    replies: list[Reply]
 
 
 def backoff(attempts: int, retry_after: float | None) -> timedelta:

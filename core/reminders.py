@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import schedule
 from core.store import expiries, outbox
+from core.store.db import Database
 from core.store.models import Expiry, ExpiryStatus, User
 from core.store.outbox import PlannedReminder
 
@@ -55,3 +56,27 @@ async def replan_all(session: AsyncSession, user: User, now: datetime) -> None:
     time zone, or when a resident comes back)."""
     for expiry in await expiries.list_expiries(session, user.id):
         await replan(session, user, expiry, now)
+
+
+async def plan_missing(db: Database, now: datetime, *, batch_size: int = 5000) -> int:
+    """The daily planning job: make sure every active expiry has its ladder in the outbox.
+
+    Saving a date plans its ladder in the same transaction, so this normally adds nothing;
+    it repairs what an interrupted operation or a restored backup left out. Expiries are
+    streamed in batches (memory stays flat however many there are) and rows already
+    planned or sent are left alone. Returns the number of rows added.
+    """
+    added, last_id = 0, 0
+    while True:
+        async with db.session() as session:
+            batch = await expiries.page_with_users(session, after_id=last_id, limit=batch_size)
+            if not batch:
+                return added
+            rows = [
+                outbox.reminder_values(user, expiry, item)
+                for expiry, user in batch
+                if user.active and expiry.status != ExpiryStatus.APPLIED
+                for item in plan(expiry, user, now)
+            ]
+            added += await outbox.insert_reminders(session, rows)
+            last_id = batch[-1][0].id

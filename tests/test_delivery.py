@@ -187,7 +187,7 @@ async def test_an_interrupted_send_is_not_repeated_unless_the_platform_drops_rep
             lease=timedelta(minutes=2),
             channels=["test"],
         )
-        assert await outbox.mark_sending(session, row_id, "dead")
+        assert await outbox.mark_sending(session, [row_id], "dead") == [row_id]
     clock.move_to(datetime(2026, 12, 15, 9, 5, tzinfo=JST))
     sender = RecordingSender(idempotent=False)
     await delivery(kigen, sender).run_once()
@@ -217,3 +217,18 @@ async def test_renewing_starts_a_new_ladder_and_keeps_history(kigen, clock):
     assert steps[0] == ("window", "sent", date(2026, 12, 15))
     assert ("month", "pending", date(2028, 2, 15)) in steps
     assert ("window", "pending", date(2027, 12, 15)) in steps  # a new date, a new ladder
+
+
+async def test_the_daily_planning_job_repairs_missing_rows_and_adds_nothing_twice(kigen, clock):
+    from sqlalchemy import delete
+
+    from core.reminders import plan_missing
+
+    for number in range(5):
+        await save_date(kigen, user=f"p{number}")
+    before = [(row.expiry_id, row.step, row.due_at) for row in await rows(kigen)]
+    assert await plan_missing(kigen.db, clock.now(), batch_size=2) == 0
+    async with kigen.db.session() as session:
+        await session.execute(delete(OutboxMessage).where(OutboxMessage.step == "month"))
+    assert await plan_missing(kigen.db, clock.now(), batch_size=2) == 5
+    assert [(row.expiry_id, row.step, row.due_at) for row in await rows(kigen)] == before

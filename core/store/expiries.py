@@ -7,7 +7,7 @@ from datetime import date, datetime
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.store.models import Expiry, OutboxMessage
+from core.store.models import Expiry, OutboxMessage, User
 
 
 async def add_expiry(
@@ -38,3 +38,17 @@ async def delete_expiry(session: AsyncSession, expiry: Expiry) -> None:
     """Delete the expiry and its outbox rows, sent or not."""
     await session.execute(delete(OutboxMessage).where(OutboxMessage.expiry_id == expiry.id))
     await session.execute(delete(Expiry).where(Expiry.id == expiry.id))
+
+
+async def page_with_users(
+    session: AsyncSession, *, after_id: int, limit: int
+) -> list[tuple[Expiry, User]]:
+    """Up to ``limit`` expiries with ids above ``after_id``, in id order, with their users."""
+    result = await session.execute(
+        select(Expiry, User)
+        .join(User, User.id == Expiry.user_id)
+        .where(Expiry.id > after_id)
+        .order_by(Expiry.id)
+        .limit(limit)
+    )
+    return [(expiry, user) for expiry, user in result.all()]

@@ -15,7 +15,7 @@ from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.store import sql
-from core.store.models import OutboxKind, OutboxMessage, OutboxStatus
+from core.store.models import Expiry, OutboxKind, OutboxMessage, OutboxStatus, User
 
 SENDING = "sending"  #: handed to the platform; the outcome is not recorded yet
 
@@ -62,22 +62,49 @@ async def add_reminder(
 ) -> None:
     """Queue one reminder row; a step already queued or sent for this expiry date is left
     as it is."""
-    await session.execute(
-        sql.insert(session, OutboxMessage)
-        .values(
-            user_id=user_id,
-            channel=channel,
-            kind=OutboxKind.REMINDER,
-            expiry_id=expiry_id,
-            step=planned.step,
-            about_date=about_date,
-            due_at=planned.due_at,
-            stale_at=planned.stale_at,
-            status=OutboxStatus.PENDING,
-            attempts=0,
-        )
-        .on_conflict_do_nothing(index_elements=["expiry_id", "about_date", "step"])
+    values = {
+        "user_id": user_id,
+        "channel": channel,
+        "expiry_id": expiry_id,
+        "about_date": about_date,
+        **_planned_values(planned),
+    }
+    await insert_reminders(session, [values])
+
+
+def _planned_values(planned: PlannedReminder) -> dict[str, object]:
+    return {
+        "kind": OutboxKind.REMINDER,
+        "step": planned.step,
+        "due_at": planned.due_at,
+        "stale_at": planned.stale_at,
+        "status": OutboxStatus.PENDING,
+        "attempts": 0,
+    }
+
+
+def reminder_values(user: User, expiry: Expiry, planned: PlannedReminder) -> dict[str, object]:
+    """The column values of one reminder row, for :func:`insert_reminders`."""
+    return {
+        "user_id": user.id,
+        "channel": user.channel,
+        "expiry_id": expiry.id,
+        "about_date": expiry.expires_on,
+        **_planned_values(planned),
+    }
+
+
+async def insert_reminders(session: AsyncSession, rows: list[dict[str, object]]) -> int:
+    """Insert reminder rows in one statement, skipping steps already planned or sent for
+    the same expiry date; returns how many were added."""
+    if not rows:
+        return 0
+    statement = sql.insert(session, OutboxMessage.__table__).on_conflict_do_nothing(
+        index_elements=["expiry_id", "about_date", "step"]
     )
+    connection = await session.connection()
+    result = await connection.execute(statement, rows)
+    return max(result.rowcount or 0, 0)
 
 
 async def drop_pending_reminders(session: AsyncSession, expiry_id: int) -> None:
@@ -143,18 +170,21 @@ async def get_rows(session: AsyncSession, ids: Sequence[int]) -> list[OutboxMess
     return list(result.scalars())
 
 
-async def mark_sending(session: AsyncSession, row_id: int, worker: str) -> bool:
-    """Record that the row is about to be handed to the platform; False if we lost it."""
+async def mark_sending(session: AsyncSession, row_ids: Sequence[int], worker: str) -> list[int]:
+    """Record that rows are about to be handed to the platform; the ids this worker still
+    held (a row whose lease was taken over is left out)."""
     result = await session.execute(
         update(OutboxMessage)
         .where(
-            OutboxMessage.id == row_id,
+            OutboxMessage.id.in_(row_ids),
             OutboxMessage.claimed_by == worker,
             OutboxMessage.status == OutboxStatus.CLAIMED,
         )
         .values(status=SENDING, attempts=OutboxMessage.attempts + 1)
+        .returning(OutboxMessage.id)
+        .execution_options(synchronize_session=False)
     )
-    return bool(result.rowcount)
+    return list(result.scalars())
 
 
 async def finish(
@@ -182,6 +212,35 @@ async def finish(
         update(OutboxMessage)
         .where(OutboxMessage.id == row_id, OutboxMessage.claimed_by == worker)
         .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def finish_many(
+    session: AsyncSession,
+    row_ids: Sequence[int],
+    worker: str,
+    *,
+    status: str,
+    now: datetime,
+    error: str | None = None,
+) -> None:
+    """Record one outcome for many rows this worker holds, in one statement."""
+    if not row_ids:
+        return
+    values: dict[str, object] = {
+        "status": status,
+        "claimed_by": None,
+        "lease_until": None,
+        "last_error": error,
+    }
+    if status == OutboxStatus.SENT:
+        values["sent_at"] = now
+    await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id.in_(row_ids), OutboxMessage.claimed_by == worker)
+        .values(**values)
+        .execution_options(synchronize_session=False)
     )
 
 
@@ -199,6 +258,7 @@ async def resolve_interrupted(
         update(OutboxMessage)
         .where(stuck, OutboxMessage.channel.in_(idempotent_channels))
         .values(status=OutboxStatus.PENDING, claimed_by=None, lease_until=None)
+        .execution_options(synchronize_session=False)
     )
     failed = await session.execute(
         update(OutboxMessage)
@@ -209,6 +269,7 @@ async def resolve_interrupted(
             lease_until=None,
             last_error="interrupted while sending; not repeated",
         )
+        .execution_options(synchronize_session=False)
     )
     return (requeued.rowcount or 0) + (failed.rowcount or 0)
 
