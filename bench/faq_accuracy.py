@@ -109,14 +109,19 @@ def score(
         why = ""
         if intent is None:
             why = f"no answer ({answer['replies'][0]['intent']})"
-        elif not question.anchor and intent != anchors.get(question.topic):
-            why = f"{intent} != anchor {anchors.get(question.topic)}"
+        elif not question.anchor and intent != anchors.get(question.topic, f"faq:{question.topic}"):
+            why = f"{intent} != anchor {anchors.get(question.topic, f'faq:{question.topic}')}"
         elif missing := [p for p in patterns if not re.search(p, text, re.IGNORECASE)]:
             why = f"{intent} lacks {missing}"
         elif not written_in(question.lang, text):
             why = f"{intent} not written in {question.lang}"
         results.append((question, not why, why))
     return results
+
+
+def load(path: Path) -> list[Question]:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [Question(**json.loads(line)) for line in lines if line.strip()]
 
 
 def main() -> None:

@@ -113,8 +113,9 @@ async def main(count: int, database_url: str | None) -> None:
     day = datetime.fromisoformat(str(busiest[0])).replace(tzinfo=UTC)
     clock.move_to(day + timedelta(hours=1))
     async with kigen.db.session() as session:  # the days before were delivered on their day
-        await session.execute(OutboxMessage.__table__.update()
-                              .where(OutboxMessage.due_at < day).values(status="sent"))
+        await session.execute(
+            OutboxMessage.__table__.update().where(OutboxMessage.due_at < day).values(status="sent")
+        )
 
     started = time.perf_counter()
     async with kigen.db.session() as session:

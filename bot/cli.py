@@ -36,6 +36,7 @@ async def _chat() -> None:
     try:
         await terminal.run()
     finally:
+        await delivery.stop()
         scheduler.shutdown(wait=False)
         await kigen.close()
 

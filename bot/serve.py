@@ -99,6 +99,7 @@ class KigenServer:
         )
         scheduler = start_scheduler(kigen, self.delivery)
         stack.callback(scheduler.shutdown, wait=False)
+        stack.push_async_callback(self.delivery.stop)  # runs first: lets a delivery finish
         config = uvicorn.Config(
             app,
             host=self.host,

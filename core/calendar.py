@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from icalendar import Alarm, Calendar, Event
-
 from core import schedule
 from core.flows.documents import document_name
 from core.i18n import Translator
@@ -19,6 +17,8 @@ ALARM_HOUR = 9
 def expiry_calendar(expiry: Expiry, t: Translator, *, now: datetime) -> bytes:
     """The .ics of one expiry: an all-day event on the expiry date, with an alarm at 09:00
     on each reminder day before it."""
+    from icalendar import Alarm, Calendar, Event  # imported when a file is asked for
+
     kind = schedule.DocumentKind(expiry.kind)
     calendar = Calendar()
     calendar.add("prodid", "-//Kigen//kigen//EN")

@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     delivery_interval_seconds: float = Field(default=5.0, gt=0)
     claim_lease_seconds: int = Field(default=120, gt=0)
     log_level: str = "WARNING"
+    flood_limit_per_minute: int = Field(default=20, gt=0)
     public_url: str | None = Field(
         default=None, description="https address where residents reach this server"
     )

@@ -14,6 +14,7 @@ from core import privacy
 from core import reminders as reminders_plan
 from core.clock import Clock
 from core.config import Settings
+from core.flood import FloodGuard
 from core.flows import faq, onboarding, reminders
 from core.flows import help as help_flow
 from core.flows import privacy as privacy_flow
@@ -131,12 +132,22 @@ class Conversation:
         self.catalogs = catalogs
         self.settings = settings
         self.clock = clock
+        self.flood = FloodGuard(settings.flood_limit_per_minute, 60.0)
 
     async def first_time(self, channel: str, event_id: str) -> bool:
         """Record an inbound platform event; False when it was handled before (a webhook
         redelivery), so that the adapter drops it."""
         async with self.db.session() as session:
             return await events.first_time(session, channel, event_id, self.clock.now())
+
+    async def _slow_down(self, incoming: Incoming) -> Reply:
+        async with self.db.session() as session:
+            user = await users.get_user(session, incoming.channel, incoming.user_id)
+        t = self.catalogs.translator(user.language if user and user.language else "en")
+        text = t.gettext(
+            "You are sending messages very quickly. Please wait a minute, then try again."
+        )
+        return Reply(text=text, intent="error:flood", language=t.code)
 
     async def error_reply(self, channel: str, user_id: str) -> Reply:
         """What to tell a resident when handling their message failed on Kigen's side."""
@@ -149,6 +160,12 @@ class Conversation:
     async def handle(self, incoming: Incoming) -> list[Reply]:
         """Answer one thing a resident did."""
         now = self.clock.now()
+        if incoming.event is None:
+            verdict = self.flood.check(f"{incoming.channel}:{incoming.user_id}")
+            if verdict == "drop":
+                return []
+            if verdict == "warn":
+                return [await self._slow_down(incoming)]
         async with self.db.session() as session:
             if incoming.event == Event.UNFOLLOW:
                 user = await users.get_user(session, incoming.channel, incoming.user_id)

@@ -64,7 +64,7 @@ LANGUAGES: dict[str, Language] = {
 }
 DEFAULT_LANGUAGE = "en"
 #: The languages with complete interface strings and FAQ content, in menu order.
-SUPPORTED: tuple[str, ...] = ("en",)
+SUPPORTED: tuple[str, ...] = tuple(LANGUAGES)
 
 
 def negotiate(tag: str | None) -> str | None:

@@ -12,7 +12,10 @@ product, and the best phrasing of each entry as the entry's score.
 
 from __future__ import annotations
 
+import hashlib
 import math
+import os
+import pickle
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -22,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import platformdirs
 import yaml
 from scipy import sparse
 
@@ -29,14 +33,28 @@ from core.i18n import LANGUAGES
 from core.language import LanguageDetector
 from core.textnorm import features, normalise
 
+#: How much the closest phrasing counts against the entry's whole vocabulary in a
+#: language (its phrasings and its answer).
+PHRASING_WEIGHT = 0.3
+_CODE = [
+    Path(__file__),
+    Path(__file__).with_name("textnorm.py"),
+    Path(__file__).with_name("language.py"),
+]
+_LOADED: dict[str, KnowledgeBase] = {}
+
+#: The pseudo-entry of off-topic questions (``locales/<lang>/offtopic.yaml``): a question
+#: closest to these gets no answer.
+OFFTOPIC = "_offtopic"
 #: A match at least this similar answers at once.
-ANSWER_THRESHOLD = 0.42
-#: Below this nothing matches; between the two Kigen asks "did you mean".
-CLARIFY_THRESHOLD = 0.28
-#: Two entries within this distance of each other are too close to choose between.
-CLOSE_MARGIN = 0.04
+ANSWER_THRESHOLD = 0.3
+#: A weaker match answers when it stands out: RATIO times as similar as the next entry.
+WEAK_THRESHOLD = 0.15
+RATIO = 1.2
+#: Below this nothing matches; between it and an answer Kigen asks "did you mean".
+CLARIFY_THRESHOLD = 0.12
 #: Below this not even the topic of the question is guessed (for the fallback helpline).
-TOPIC_THRESHOLD = 0.15
+TOPIC_THRESHOLD = 0.1
 
 
 class Verdict(StrEnum):
@@ -82,11 +100,21 @@ class Match:
 class KnowledgeBase:
     """Entries in every language and the index that matches questions to them."""
 
-    def __init__(self, meta: dict[str, EntryMeta], texts: dict[str, dict[str, EntryText]]) -> None:
+    def __init__(
+        self,
+        meta: dict[str, EntryMeta],
+        texts: dict[str, dict[str, EntryText]],
+        offtopic: dict[str, tuple[str, ...]] | None = None,
+    ) -> None:
         self.meta = meta
-        self.texts = texts
+        self.texts = {
+            lang: {**entries, OFFTOPIC: EntryText("", "", (offtopic or {}).get(lang, ()))}
+            if (offtopic or {}).get(lang)
+            else entries
+            for lang, entries in texts.items()
+        }
         self.languages = tuple(texts)
-        self._entry_ids = list(meta)
+        self._entry_ids = [*meta, OFFTOPIC] if offtopic else list(meta)
         self._build_index()
         self.detector = LanguageDetector(
             {
@@ -97,11 +125,50 @@ class KnowledgeBase:
 
     @classmethod
     def load(cls, locales_dir: Path, languages: Iterable[str]) -> KnowledgeBase:
-        """Read the content files of ``languages``; raises ``ValueError`` on bad content."""
+        """The knowledge base of ``languages``, built once per content version.
+
+        Building the index takes seconds; the result is kept in memory and in the user's
+        cache folder, keyed by a hash of the content files and of the matcher's code, so a
+        start with unchanged content only unpickles it.
+        """
+        languages = tuple(languages)
+        files = [locales_dir / "faq.yaml"]
+        for lang in languages:
+            folder = locales_dir / LANGUAGES[lang].directory
+            files += [folder / "faq.yaml", folder / "offtopic.yaml"]
+        digest = hashlib.sha256(repr(languages).encode())
+        for path in [*files, *_CODE]:
+            digest.update(path.name.encode())
+            digest.update(path.read_bytes() if path.exists() else b"-")
+        key = digest.hexdigest()[:32]
+        if key in _LOADED:
+            return _LOADED[key]
+        cache = Path(platformdirs.user_cache_dir("kigen", appauthor=False)) / f"kb-{key}.pickle"
+        try:
+            kb = pickle.loads(cache.read_bytes())
+        except (OSError, pickle.UnpicklingError, EOFError, AttributeError):
+            kb = cls.read(locales_dir, languages)
+            try:
+                cache.parent.mkdir(parents=True, exist_ok=True)
+                temporary = cache.with_suffix(f".{os.getpid()}.tmp")
+                temporary.write_bytes(pickle.dumps(kb, protocol=pickle.HIGHEST_PROTOCOL))
+                temporary.replace(cache)
+            except OSError:
+                pass  # a read-only home only makes the next start slower
+        _LOADED[key] = kb
+        return kb
+
+    @classmethod
+    def read(cls, locales_dir: Path, languages: Iterable[str]) -> KnowledgeBase:
+        """Read the content files of ``languages`` and build the index (no cache)."""
         meta_doc = _read_yaml(locales_dir / "faq.yaml")
         meta = {item["id"]: _parse_meta(item) for item in meta_doc["entries"]}
         texts: dict[str, dict[str, EntryText]] = {}
+        offtopic: dict[str, tuple[str, ...]] = {}
         for lang in languages:
+            negatives = locales_dir / LANGUAGES[lang].directory / "offtopic.yaml"
+            if negatives.exists():
+                offtopic[lang] = tuple(str(q) for q in _read_yaml(negatives).get("questions") or ())
             doc = _read_yaml(locales_dir / LANGUAGES[lang].directory / "faq.yaml")
             texts[lang] = {
                 entry_id: EntryText(
@@ -112,7 +179,7 @@ class KnowledgeBase:
                 for entry_id, item in (doc.get("entries") or {}).items()
                 if entry_id in meta
             }
-        return cls(meta, texts)
+        return cls(meta, texts, offtopic)
 
     def text(self, entry_id: str, lang: str) -> EntryText:
         """The entry in ``lang``, or in English where that language lacks it."""
@@ -130,57 +197,89 @@ class KnowledgeBase:
         vector = self._vectorise(features(normalise(question)))
         if vector is None:
             return Match(Verdict.NONE, ())
-        doc_scores = np.asarray((self._matrix @ vector).todense()).ravel()
-        entry_scores = np.maximum.reduceat(doc_scores, self._entry_starts)
-        order = np.argsort(-entry_scores)[:3]
-        candidates = tuple((self._entry_ids[i], float(entry_scores[i])) for i in order)
-        best_score = candidates[0][1]
-        second_score = candidates[1][1] if len(candidates) > 1 else 0.0
+        phrasing_scores = np.asarray((self._matrix @ vector).todense()).ravel()
+        bundle_scores = np.asarray((self._bundles @ vector).todense()).ravel()
+        entry_scores = PHRASING_WEIGHT * np.maximum.reduceat(phrasing_scores, self._entry_starts)
+        entry_scores += (1 - PHRASING_WEIGHT) * np.maximum.reduceat(
+            bundle_scores, self._bundle_starts
+        )
+        order = np.argsort(-entry_scores)[:4]
+        ranked = [(self._entry_ids[i], float(entry_scores[i])) for i in order]
+        candidates = tuple(c for c in ranked if c[0] != OFFTOPIC)[:3]
+        if ranked[0][0] == OFFTOPIC:
+            return Match(Verdict.NONE, candidates)
+        best_score = ranked[0][1]
+        second_score = ranked[1][1] if len(ranked) > 1 else 0.0
         topic = self.meta[candidates[0][0]].topic if best_score >= TOPIC_THRESHOLD else None
-        if best_score >= ANSWER_THRESHOLD and best_score - second_score >= CLOSE_MARGIN:
+        stands_out = best_score >= WEAK_THRESHOLD and best_score >= RATIO * second_score
+        if best_score >= ANSWER_THRESHOLD or stands_out:
             return Match(Verdict.ANSWER, candidates[:1], topic)
         if best_score >= CLARIFY_THRESHOLD:
-            close = tuple(c for c in candidates if c[1] >= max(CLARIFY_THRESHOLD, best_score - 0.1))
-            if len(close) == 1:
-                return Match(Verdict.ANSWER, close, topic)
+            close = tuple(c for c in candidates if c[1] >= best_score / RATIO)
             return Match(Verdict.CLARIFY, close, topic)
         return Match(Verdict.NONE, candidates, topic)
 
     def _build_index(self) -> None:
         docs: list[list[str]] = []
         starts: list[int] = []
+        bundle_docs: list[list[str]] = []
+        bundle_starts: list[int] = []
+        bundle_frequency: Counter[str] = Counter()
         for entry_id in self._entry_ids:
             starts.append(len(docs))
+            bundle_starts.append(len(bundle_docs))
             for entries in self.texts.values():
                 entry = entries.get(entry_id)
                 if entry is not None:
-                    docs.extend(features(normalise(q)) for q in (entry.title, *entry.questions))
+                    phrasings = [features(normalise(q)) for q in (entry.title, *entry.questions)]
+                    docs.extend(phrasings)
+                    bundle = [f for doc in phrasings for f in doc]
+                    bundle += features(normalise(entry.answer))
+                    bundle_docs.append(bundle)
+                    bundle_frequency.update(set(bundle))
         if len(starts) != len(set(starts)):
             raise ValueError("every entry needs at least one title or question")
-        document_frequency: Counter[str] = Counter()
-        for doc in docs:
-            document_frequency.update(set(doc))
-        self._vocabulary = {feature: i for i, feature in enumerate(document_frequency)}
-        total = len(docs)
+        # IDF over (entry, language) bundles rather than single phrasings: words every
+        # entry uses ("how", "card", "what") weigh next to nothing, words of one entry a lot.
+        bundles = sum(len(entries) for entries in self.texts.values())
+        self._vocabulary = {feature: i for i, feature in enumerate(bundle_frequency)}
         self._idf = np.array(
-            [math.log((1 + total) / (1 + document_frequency[f])) + 1 for f in self._vocabulary]
+            [math.log((1 + bundles) / (1 + bundle_frequency[f])) for f in self._vocabulary]
         )
+        self._unseen_idf = math.log(1 + bundles)
+        self._matrix = self._matrix_of(docs)
+        self._entry_starts = np.array(starts)
+        self._bundles = self._matrix_of(bundle_docs)
+        self._bundle_starts = np.array(bundle_starts)
+
+    def _matrix_of(self, docs: list[list[str]]) -> sparse.csr_matrix:
         rows, cols, values = [], [], []
         for row, doc in enumerate(docs):
-            weights = self._weights(doc)
-            for col, value in weights.items():
+            for col, value in self._weights(doc).items():
                 rows.append(row)
                 cols.append(col)
                 values.append(value)
-        self._matrix = sparse.csr_matrix(
-            (values, (rows, cols)), shape=(total, len(self._vocabulary)), dtype=np.float32
+        return sparse.csr_matrix(
+            (values, (rows, cols)), shape=(len(docs), len(self._vocabulary)), dtype=np.float32
         )
-        self._entry_starts = np.array(starts)
 
     def _weights(self, doc: list[str]) -> dict[int, float]:
-        counts = Counter(self._vocabulary[f] for f in doc if f in self._vocabulary)
-        weights = {col: (1 + math.log(n)) * self._idf[col] for col, n in counts.items()}
-        norm = math.sqrt(sum(w * w for w in weights.values())) or 1.0
+        """Unit-length TF-IDF weights of the known features of ``doc``.
+
+        Features the knowledge base has never seen count in the length with the highest
+        IDF: a question mostly about something else ("the weather in Osaka") keeps a low
+        similarity even where its few common words match.
+        """
+        counts = Counter(doc)
+        weights: dict[int, float] = {}
+        unknown = 0.0
+        for feature, n in counts.items():
+            col = self._vocabulary.get(feature)
+            if col is None:
+                unknown += ((1 + math.log(n)) * self._unseen_idf) ** 2
+            else:
+                weights[col] = (1 + math.log(n)) * self._idf[col]
+        norm = math.sqrt(sum(w * w for w in weights.values()) + unknown) or 1.0
         return {col: w / norm for col, w in weights.items()}
 
     def _vectorise(self, doc: list[str]) -> sparse.csc_matrix | None:

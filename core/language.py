@@ -22,9 +22,11 @@ _SCRIPT_LANGUAGES = {
     "devanagari": ("ne",),
     "kana": ("ja", "ja-easy"),
     "han": ("ja", "zh-Hans", "zh-Hant"),
+    "kana+han": ("ja", "ja-easy", "zh-Hans", "zh-Hant"),
     "latin": ("en", "vi", "fil", "pt-BR", "es", "id"),
 }
-_VIETNAMESE_LETTERS = set("ăâđêôơưạảấầẩẫậắằẳẵặẹẻẽếềểễệỉịọỏốồổỗộớờởỡợụủứừửữựỳỵỷỹ")
+#: Letters only Vietnamese uses (â, ê and ô are Portuguese too).
+_VIETNAMESE_LETTERS = set("ăđơưạảấầẩẫậắằẳẵặẹẻẽếềểễệỉịọỏốồổỗộớờởỡợụủứừửữựỳỵỷỹ")
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,11 +83,13 @@ class LanguageDetector:
         scripts = Counter(s for s in map(_script, text) if s)
         if not scripts:
             return None
-        if scripts["kana"]:
-            scripts["kana"] += scripts.pop("han", 0)
+        if scripts["kana"] and scripts["han"]:
+            # Chinese residents write Japanese terms (在留カード) in Chinese sentences:
+            # kana alone does not make a text Japanese, the model decides.
+            scripts["kana+han"] = scripts.pop("kana") + scripts.pop("han")
         # An ideograph carries about a word; a Latin letter a fraction of one.
-        scripts["kana"] *= 3
-        scripts["han"] *= 3
+        for script in ("kana", "han", "kana+han"):
+            scripts[script] *= 3
         script = scripts.most_common(1)[0][0]
         candidates = [lang for lang in _SCRIPT_LANGUAGES[script] if lang in self._log_probs]
         if not candidates:

@@ -49,6 +49,11 @@ WHAT_TO_DO: dict[DocumentKind, str] = {
     ),
 }
 
+#: The last line of every broadcast: how to stop them.
+BROADCAST_FOOTER = N_(
+    "You receive this because policy updates are on. To stop them, send /updates."
+)
+
 #: The knowledge-base entry that explains each renewal.
 GUIDE_ENTRY: dict[DocumentKind, str] = {
     DocumentKind.RESIDENCE_CARD: "ext_window",

@@ -83,11 +83,23 @@ class Delivery:
         self.batch_size = batch_size
         self.lease = lease
         self.concurrency = concurrency
+        self._running = asyncio.Lock()
+        self._stopped = False
 
     async def run_once(self) -> int:
         """Deliver what is due now; returns how many rows were handled."""
-        if not self.senders:
+        if not self.senders or self._stopped:
             return 0
+        async with self._running:
+            return await self._run()
+
+    async def stop(self) -> None:
+        """Let a delivery in progress finish, and start no other."""
+        self._stopped = True
+        async with self._running:
+            pass
+
+    async def _run(self) -> int:
         now = self.clock.now()
         idempotent = [name for name, sender in self.senders.items() if sender.idempotent]
         async with self.db.session() as session:

@@ -222,3 +222,12 @@ async def test_dialogue_state_is_cleared_when_a_flow_ends(chat, kigen):
     assert await count(kigen, DialogueState) == 1
     await chat.say("/cancel")
     assert await count(kigen, DialogueState) == 0
+
+
+async def test_a_flooding_resident_is_slowed_and_others_are_not(kigen):
+    flooder, other = Chat(kigen.conversation, user="flood"), Chat(kigen.conversation, user="calm")
+    answered = [await flooder.say("/help") for _ in range(kigen.settings.flood_limit_per_minute)]
+    assert all(intents(replies) == ["help"] for replies in answered)
+    assert intents(await flooder.say("/help")) == ["error:flood"]
+    assert await flooder.say("/help") == []
+    assert intents(await other.say("/help")) == ["help"]

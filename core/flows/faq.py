@@ -10,11 +10,11 @@ from core.messages import Choice, Reply
 from core.smalltalk import classify
 
 _TOPICS = {
-    "specified_card": N_("Specified Residence Card"),
-    "residence": N_("Residence card and visa"),
+    "specified_card": N_("Specified card"),
+    "residence": N_("Residence and visa"),
     "my_number": N_("My Number Card"),
     "insurance": N_("Health insurance"),
-    "duties": N_("Moving and other duties"),
+    "duties": N_("Moving and duties"),
     "helplines": N_("Helplines"),
 }
 _IMMIGRATION_LINE = N_(

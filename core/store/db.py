@@ -7,12 +7,14 @@ of the outbox never take the same row; PostgreSQL uses row locks instead.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -42,8 +44,15 @@ class Database:
             yield session
 
     async def upgrade(self) -> None:
-        """Bring the schema to the newest migration (run at every start)."""
-        await asyncio.to_thread(upgrade, self.url)
+        """Bring the schema to the newest migration (run at every start; when the
+        database is already current this costs one query, not an Alembic run)."""
+        try:
+            async with self.engine.connect() as connection:
+                current = await connection.scalar(text("SELECT version_num FROM alembic_version"))
+        except SQLAlchemyError:
+            current = None
+        if current != head_revision():
+            await asyncio.to_thread(upgrade, self.url)
 
     async def dispose(self) -> None:
         await self.engine.dispose()
@@ -66,6 +75,18 @@ def _serialise_sqlite_writers(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection) -> None:  # type: ignore[no-untyped-def]
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def head_revision() -> str:
+    """The newest migration's revision id, read from the migration files themselves (the
+    one no other migration names as its ``down_revision``)."""
+    revisions, parents = set(), set()
+    for path in (MIGRATIONS_DIR / "versions").glob("*.py"):
+        source = path.read_text(encoding="utf-8")
+        revisions |= set(re.findall(r"^revision = ['\"](\w+)['\"]", source, re.MULTILINE))
+        parents |= set(re.findall(r"^down_revision = ['\"](\w+)['\"]", source, re.MULTILINE))
+    (head,) = revisions - parents
+    return head
 
 
 def sync_url(url: str) -> str:
