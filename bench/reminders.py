@@ -35,8 +35,9 @@ KINDS = ["residence_card", "my_number_card", "e_certificate", "residence_card_pr
 class NullSender:
     channel = "line"
     idempotent = True
+    max_recipients = 500
 
-    async def send(self, recipient, replies, *, key):  # type: ignore[no-untyped-def]
+    async def send(self, recipients, replies, *, key):  # type: ignore[no-untyped-def]
         return SendResult(Outcome.SENT)
 
 

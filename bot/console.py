@@ -24,11 +24,14 @@ class ConsoleSender:
 
     channel = CHANNEL
     idempotent = False
+    max_recipients = 1
 
     def __init__(self, chat: TerminalChat) -> None:
         self.chat = chat
 
-    async def send(self, recipient: str, replies: Sequence[Reply], *, key: str) -> SendResult:
+    async def send(
+        self, recipients: Sequence[str], replies: Sequence[Reply], *, key: str
+    ) -> SendResult:
         self.chat.show(replies, reminder=True)
         return SendResult(Outcome.SENT)
 

@@ -29,6 +29,7 @@ from linebot.v3.messaging import (
     FlexContainer,
     FlexMessage,
     Message,
+    MulticastRequest,
     PostbackAction,
     PushMessageRequest,
     QuickReply,
@@ -329,19 +330,30 @@ class LineSender:
 
     channel = CHANNEL
     idempotent = True
+    max_recipients = 500  # a multicast call
 
     def __init__(self, api: AsyncMessagingApi, renderer: Renderer) -> None:
         self.api = api
         self.renderer = renderer
 
-    async def send(self, recipient: str, replies: Sequence[Reply], *, key: str) -> SendResult:
+    async def send(
+        self, recipients: Sequence[str], replies: Sequence[Reply], *, key: str
+    ) -> SendResult:
+        """A push to one resident, a multicast to several (all in one language)."""
         messages = self.renderer.messages(replies)[:MAX_MESSAGES_PER_CALL]
         try:
-            await self.api.push_message(
-                PushMessageRequest(to=recipient, messages=messages),
-                x_line_retry_key=retry_key(key),
-                _request_timeout=REQUEST_TIMEOUT,
-            )
+            if len(recipients) == 1:
+                await self.api.push_message(
+                    PushMessageRequest(to=recipients[0], messages=messages),
+                    x_line_retry_key=retry_key(key),
+                    _request_timeout=REQUEST_TIMEOUT,
+                )
+            else:
+                await self.api.multicast(
+                    MulticastRequest(to=list(recipients), messages=messages),
+                    x_line_retry_key=retry_key(key),
+                    _request_timeout=REQUEST_TIMEOUT,
+                )
         except ApiException as error:
             return result_of_error(error)
         except (TimeoutError, aiohttp.ClientError) as error:

@@ -1,5 +1,5 @@
-"""APScheduler jobs: deliver the outbox every few seconds; once a day, plan any missing
-reminders and apply the retention periods.
+"""APScheduler jobs: queue broadcasts and deliver the outbox every few seconds; once a
+day, plan any missing reminders and apply the retention periods.
 
 Jobs live in memory; the work lives in the database, so any number of processes can run
 these jobs side by side (the outbox claim shares rows out between them).
@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from core import housekeeping, reminders
+from core import broadcast, housekeeping, reminders
 from core.app import Kigen
 from core.outbox import Delivery
 
@@ -28,6 +28,14 @@ def start_scheduler(kigen: Kigen, delivery: Delivery) -> AsyncIOScheduler:
         "interval",
         seconds=kigen.settings.delivery_interval_seconds,
         id="deliver",
+        next_run_time=datetime.now(UTC),
+    )
+    scheduler.add_job(
+        _materialise,
+        "interval",
+        seconds=kigen.settings.delivery_interval_seconds,
+        args=[kigen],
+        id="broadcasts",
         next_run_time=datetime.now(UTC),
     )
     scheduler.add_job(
@@ -54,3 +62,7 @@ def start_scheduler(kigen: Kigen, delivery: Delivery) -> AsyncIOScheduler:
 
 async def _plan(kigen: Kigen) -> None:
     await reminders.plan_missing(kigen.db, kigen.clock.now())
+
+
+async def _materialise(kigen: Kigen) -> None:
+    await broadcast.materialise(kigen.db, kigen.clock.now())

@@ -185,13 +185,17 @@ class TelegramSender:
 
     channel = CHANNEL
     idempotent = False
+    max_recipients = 1
 
     def __init__(self, bot: Bot, settings: Settings) -> None:
         self.bot = bot
         self.paid = settings.telegram_paid_broadcast
         self.limiter = RateLimiter(1000.0 if self.paid else settings.telegram_rate, 1.0)
 
-    async def send(self, recipient: str, replies: Sequence[Reply], *, key: str) -> SendResult:
+    async def send(
+        self, recipients: Sequence[str], replies: Sequence[Reply], *, key: str
+    ) -> SendResult:
+        (recipient,) = recipients
         options = {"allow_paid_broadcast": True} if self.paid else {}
         try:
             for reply in replies:

@@ -15,7 +15,17 @@ from core.i18n import N_, Catalogs, Translator
 from core.knowledge import KnowledgeBase
 from core.messages import Choice, Reply
 from core.schedule import DocumentKind
-from core.store.models import Expiry, ExpiryStatus, OutboxKind, OutboxMessage, User
+from core.store import broadcasts
+from core.store.models import (
+    Broadcast,
+    BroadcastBatch,
+    BroadcastStatus,
+    Expiry,
+    ExpiryStatus,
+    OutboxKind,
+    OutboxMessage,
+    User,
+)
 
 WHAT_TO_DO: dict[DocumentKind, str] = {
     DocumentKind.RESIDENCE_CARD: N_(
@@ -70,9 +80,10 @@ _PERIOD_OF_STAY = {DocumentKind.RESIDENCE_CARD, DocumentKind.SPECIFIED_RESIDENCE
 
 @dataclass(frozen=True, slots=True)
 class Rendered:
-    """What to send for a row, or why it is no longer worth sending."""
+    """What to send for a row and to whom, or why it is no longer worth sending."""
 
-    recipient: str = ""
+    recipients: list[str] = field(default_factory=list)
+    user_ids: list[int] = field(default_factory=list)
     replies: list[Reply] = field(default_factory=list)
     skip_reason: str | None = None
 
@@ -87,20 +98,20 @@ class Notices:
     async def preload(self, session: AsyncSession, rows: list[OutboxMessage]) -> None:
         """Load the users and expiries of ``rows`` in two queries, so that :meth:`render`
         finds them in the session."""
-        user_ids = {row.user_id for row in rows}
+        user_ids = {row.user_id for row in rows if row.user_id}
         expiry_ids = {row.expiry_id for row in rows if row.expiry_id}
         await session.execute(select(User).where(User.id.in_(user_ids)))
         if expiry_ids:
             await session.execute(select(Expiry).where(Expiry.id.in_(expiry_ids)))
 
     async def render(self, session: AsyncSession, row: OutboxMessage, now: datetime) -> Rendered:
-        user = await session.get(User, row.user_id)
+        if row.kind == OutboxKind.BROADCAST:
+            return await self._broadcast(session, row)
+        user = await session.get(User, row.user_id) if row.user_id else None
         if user is None or not user.active:
             return Rendered(skip_reason="user gone")
         if row.stale_at is not None and row.stale_at <= now:
             return Rendered(skip_reason="stale")
-        if row.kind != OutboxKind.REMINDER:
-            return Rendered(skip_reason=f"unknown kind {row.kind}")
         expiry = await session.get(Expiry, row.expiry_id) if row.expiry_id else None
         if expiry is None:
             return Rendered(skip_reason="expiry deleted")
@@ -110,7 +121,27 @@ class Notices:
             return Rendered(skip_reason="application pending")
         t = self.catalogs.translator(user.language or "en")
         today = now.astimezone(ZoneInfo(user.timezone)).date()
-        return Rendered(user.platform_id, [self._reminder(t, row, expiry, today)])
+        return Rendered([user.platform_id], [user.id], [self._reminder(t, row, expiry, today)])
+
+    async def _broadcast(self, session: AsyncSession, row: OutboxMessage) -> Rendered:
+        batch = await session.get(BroadcastBatch, row.batch_id) if row.batch_id else None
+        broadcast = await session.get(Broadcast, batch.broadcast_id) if batch else None
+        if batch is None or broadcast is None:
+            return Rendered(skip_reason="broadcast deleted")
+        if broadcast.status == BroadcastStatus.CANCELLED:
+            return Rendered(skip_reason="cancelled")
+        residents = await broadcasts.batch_recipients(session, batch.id)
+        if not residents:
+            return Rendered(skip_reason="no recipient left")
+        t = self.catalogs.translator(batch.language)
+        parts = [broadcast.texts.get(batch.language) or broadcast.texts.get("en", "")]
+        if broadcast.link:
+            parts.append(broadcast.link)
+        if broadcast.source:
+            parts.append(t.gettext("Source: {sources}").format(sources=broadcast.source))
+        parts.append(t.gettext(BROADCAST_FOOTER))
+        reply = Reply(text="\n\n".join(parts), intent="broadcast", language=t.code)
+        return Rendered([u.platform_id for u in residents], [u.id for u in residents], [reply])
 
     def _reminder(self, t: Translator, row: OutboxMessage, expiry: Expiry, today) -> Reply:  # type: ignore[no-untyped-def]
         _ = t.gettext

@@ -47,13 +47,17 @@ class SendResult:
 
 
 class Sender(Protocol):
-    """Sends rendered replies to one resident on one channel."""
+    """Sends rendered replies to residents of one channel."""
 
     channel: str
     #: True when the platform drops a repeat carrying the same ``key``.
     idempotent: bool
+    #: How many residents one call can reach (LINE multicast: 500; elsewhere 1).
+    max_recipients: int
 
-    async def send(self, recipient: str, replies: Sequence[Reply], *, key: str) -> SendResult: ...
+    async def send(
+        self, recipients: Sequence[str], replies: Sequence[Reply], *, key: str
+    ) -> SendResult: ...
 
 
 def default_worker_id() -> str:
@@ -141,9 +145,9 @@ class Delivery:
                         _Job(
                             row.id,
                             row.channel,
-                            row.user_id,
+                            rendered.user_ids,
                             row.attempts + 1,
-                            rendered.recipient,
+                            rendered.recipients,
                             rendered.replies,
                         )
                     )
@@ -174,7 +178,8 @@ class Delivery:
         async def send(job: _Job) -> SendResult:
             async with limit:
                 try:
-                    return await sender.send(job.recipient, job.replies, key=f"outbox:{job.row_id}")
+                    key = f"outbox:{job.row_id}"
+                    return await sender.send(job.recipients, job.replies, key=key)
                 except Exception as error:  # a sender bug must not stop the other deliveries
                     log.exception("sender %s crashed on outbox row %s", sender.channel, job.row_id)
                     return SendResult(Outcome.RETRY, error=type(error).__name__)
@@ -212,18 +217,19 @@ class Delivery:
                     error=result.error or result.outcome,
                 )
                 if result.outcome == Outcome.GONE:
-                    user = await users.get_by_id(session, job.user_id)
-                    if user is not None:
-                        await users.mark_inactive(session, user, now, "blocked")
+                    for user_id in job.user_ids:
+                        user = await users.get_by_id(session, user_id)
+                        if user is not None:
+                            await users.mark_inactive(session, user, now, "blocked")
 
 
 @dataclass(frozen=True, slots=True)
 class _Job:
     row_id: int
     channel: str
-    user_id: int
+    user_ids: list[int]
     attempts: int
-    recipient: str
+    recipients: list[str]
     replies: list[Reply]
 
 

@@ -20,16 +20,19 @@ class RecordingSender:
     """A Sender that records what it is given and answers what the test scripts."""
 
     channel = "test"
+    max_recipients = 1
 
     def __init__(self, *, idempotent: bool = False) -> None:
         self.idempotent = idempotent
         self.sent: list[tuple[str, str, list[Reply]]] = []
         self.script: list[SendResult] = []
 
-    async def send(self, recipient: str, replies: Sequence[Reply], *, key: str) -> SendResult:
+    async def send(
+        self, recipients: Sequence[str], replies: Sequence[Reply], *, key: str
+    ) -> SendResult:
         result = self.script.pop(0) if self.script else SendResult(Outcome.SENT)
         if result.outcome == Outcome.SENT:
-            self.sent.append((recipient, key, list(replies)))
+            self.sent += [(recipient, key, list(replies)) for recipient in recipients]
         return result
 
 

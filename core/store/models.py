@@ -76,10 +76,21 @@ class OutboxMessage(SQLModel, table=True):
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    user_id: int = Field(
+    #: The resident of a reminder; None for a broadcast batch (see ``batch_id``).
+    user_id: int | None = Field(
+        default=None,
         sa_column=Column(
-            Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
-        )
+            Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=True, index=True
+        ),
+    )
+    batch_id: int | None = Field(
+        default=None,
+        sa_column=Column(
+            Integer,
+            ForeignKey("broadcast_batches.id", ondelete="CASCADE"),
+            nullable=True,
+            unique=True,
+        ),
     )
     channel: str = Field(max_length=16)
     kind: str = Field(max_length=16)
@@ -124,3 +135,112 @@ class ProcessedEvent(SQLModel, table=True):
     channel: str = Field(max_length=16)
     event_id: str = Field(max_length=64)
     created_at: datetime = Field(index=True)
+
+
+class BroadcastStatus(StrEnum):
+    DRAFT = "draft"
+    APPROVED = "approved"
+    SENDING = "sending"
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+
+class Broadcast(SQLModel, table=True):
+    """A policy update an operator sends to residents who turned updates on."""
+
+    __tablename__ = "broadcasts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    title: str = Field(max_length=200)
+    #: Text per language code; residents of other languages get the English text or
+    #: nothing, as ``fallback`` says.
+    texts: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    fallback: str = Field(default="english", max_length=16)
+    link: str | None = Field(default=None, max_length=500)
+    source: str | None = Field(default=None, max_length=500)
+    audience: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    status: str = Field(default=BroadcastStatus.DRAFT, max_length=16)
+    send_at: datetime | None = None
+    created_by: str = Field(max_length=64)
+    approved_by: str | None = Field(default=None, max_length=64)
+    created_at: datetime
+    approved_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    #: Materialisation progress: residents with ids up to this one are queued.
+    queued_until_user: int = 0
+    audience_done: bool = False
+
+
+class BroadcastBatch(SQLModel, table=True):
+    """Residents of one broadcast who get the same message in one platform call (up to
+    500 on LINE, one elsewhere); its outbox row carries the delivery."""
+
+    __tablename__ = "broadcast_batches"
+
+    id: int | None = Field(default=None, primary_key=True)
+    broadcast_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("broadcasts.id", ondelete="CASCADE"), nullable=False, index=True
+        )
+    )
+    channel: str = Field(max_length=16)
+    language: str = Field(max_length=16)
+
+
+class BroadcastRecipient(SQLModel, table=True):
+    __tablename__ = "broadcast_recipients"
+
+    batch_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("broadcast_batches.id", ondelete="CASCADE"), primary_key=True
+        )
+    )
+    user_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+        )
+    )
+
+
+class Operator(SQLModel, table=True):
+    """Someone who runs the console: a city office or NPO staff member."""
+
+    __tablename__ = "operators"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=64, unique=True)
+    role: str = Field(max_length=16)
+    password_hash: str = Field(max_length=200)
+    failed_logins: int = 0
+    locked_until: datetime | None = None
+    #: Raised at logout and password change: older session cookies stop working.
+    session_version: int = 0
+    #: The operator's own chat, for test sends.
+    chat_channel: str | None = Field(default=None, max_length=16)
+    chat_user_id: str | None = Field(default=None, max_length=64)
+    created_at: datetime
+
+
+class AuditEntry(SQLModel, table=True):
+    __tablename__ = "audit_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(index=True)
+    operator: str = Field(max_length=64)
+    action: str = Field(max_length=64)
+    target: str | None = Field(default=None, max_length=200)
+    detail: str | None = Field(default=None, max_length=500)
+
+
+class QuestionStat(SQLModel, table=True):
+    """How often a question was answered (by entry) or not (by redacted text), per day."""
+
+    __tablename__ = "question_stats"
+    __table_args__ = (UniqueConstraint("day", "outcome", "key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    day: date
+    outcome: str = Field(max_length=16)  #: answered, clarified, unanswered
+    key: str = Field(max_length=200)  #: the entry id, or the redacted question
+    count: int = 0
