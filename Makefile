@@ -34,8 +34,12 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 system-test-deps:
 	@sh tests/system-deps.sh
 
-# Re-extract interface strings into locales/kigen.pot and merge them into every catalog.
+# Re-extract interface strings into locales/kigen.pot and merge them into every catalog;
+# the console's own strings (English and Japanese) go to locales/admin.pot.
 messages: $(VENV)/.installed-test
 	$(BIN)/pybabel extract -F babel.cfg -k _ -k N_ -k gettext -k ngettext:1,2 \
 		--no-location --sort-output --omit-header -o locales/kigen.pot .
 	$(BIN)/pybabel update -i locales/kigen.pot -d locales -D kigen --ignore-obsolete
+	$(BIN)/pybabel extract -F babel-admin.cfg -k _ --no-location --sort-output --omit-header \
+		-o locales/admin.pot .
+	$(BIN)/pybabel update -i locales/admin.pot -d locales -D admin -l ja

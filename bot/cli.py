@@ -187,3 +187,267 @@ async def _setup_richmenu(settings: Settings) -> dict[str, str]:
         api = await open_api(settings, stack)
         blob = AsyncMessagingApiBlob(api.api_client)
         return await setup_rich_menus(api, blob, Catalogs(settings.locales_dir, SUPPORTED))
+
+
+@main.group()
+def operator() -> None:
+    """Console operators."""
+
+
+@operator.command("add")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["editor", "approver", "admin"]), required=True)
+@click.password_option(help="Prompted for when not given.")
+def operator_add(name: str, role: str, password: str) -> None:
+    """Create an operator account (password prompted, stored as an argon2 hash)."""
+    from core.operators import OperatorError, add
+
+    async def run() -> None:
+        async with _core() as kigen:
+            await add(kigen.db, kigen.clock.now(), name, role, password)
+
+    try:
+        asyncio.run(run())
+    except OperatorError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"operator {name} ({role}) added")
+
+
+@operator.command("set-chat")
+@click.argument("name")
+@click.argument("channel", type=click.Choice(["telegram", "line", "console", "jsonl"]))
+@click.argument("user_id")
+def operator_set_chat(name: str, channel: str, user_id: str) -> None:
+    """Set the operator's own chat (CHANNEL and platform USER_ID), for test sends."""
+    from core.operators import set_chat
+
+    async def run() -> None:
+        async with _core() as kigen:
+            await set_chat(kigen.db, name, channel, user_id)
+
+    asyncio.run(run())
+    click.echo(f"test sends of {name} go to {channel}:{user_id}")
+
+
+class _core:
+    """``async with _core() as kigen``: the core parts for one command."""
+
+    async def __aenter__(self):  # type: ignore[no-untyped-def]
+        from core.app import build
+
+        self.kigen = await build()
+        return self.kigen
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.kigen.close()
+
+
+@main.group("broadcast")
+def broadcast_group() -> None:
+    """Policy updates to residents (the same actions as the console)."""
+
+
+@broadcast_group.command("create")
+@click.option("--as", "operator_name", required=True, help="The operator doing this.")
+@click.option("--title", required=True)
+@click.option(
+    "--text",
+    "texts",
+    multiple=True,
+    required=True,
+    metavar="LANG=TEXT",
+    help="A text per language code, e.g. --text en='Fees change…' --text vi='…'.",
+)
+@click.option(
+    "--fallback", type=click.Choice(["english", "skip"]), default="english", show_default=True
+)
+@click.option("--link")
+@click.option("--source")
+@click.option("--channel", "channels", multiple=True)
+@click.option("--language", "languages", multiple=True)
+@click.option("--document", "documents", multiple=True)
+@click.option("--expiry-within-days", type=int)
+def broadcast_create(
+    operator_name: str,
+    title: str,
+    texts: tuple[str, ...],
+    fallback: str,
+    link: str | None,
+    source: str | None,
+    channels: tuple[str, ...],
+    languages: tuple[str, ...],
+    documents: tuple[str, ...],
+    expiry_within_days: int | None,
+) -> None:
+    """Save a draft; prints its id and how many residents it reaches."""
+    from core import broadcast
+    from core.broadcast import Audience
+
+    by_language = {}
+    for item in texts:
+        code, separator, text = item.partition("=")
+        if not separator:
+            raise click.BadParameter(f"{item!r}: use LANG=TEXT")
+        by_language[code.strip()] = text
+    audience = Audience(
+        channels=channels,
+        languages=languages,
+        document_kinds=documents,
+        expiry_within_days=expiry_within_days,
+    )
+
+    async def run() -> None:
+        async with _core() as kigen:
+            broadcast_id = await broadcast.create(
+                kigen.db,
+                kigen.clock.now(),
+                operator_name,
+                title=title,
+                texts=by_language,
+                fallback=fallback,
+                link=link,
+                source=source,
+                audience=audience,
+            )
+            click.echo(f"broadcast {broadcast_id} saved as a draft")
+            await _show(kigen, broadcast_id)
+
+    _run_broadcast(run)
+
+
+@broadcast_group.command("preview")
+@click.argument("broadcast_id", type=int)
+def broadcast_preview(broadcast_id: int) -> None:
+    """Show each language's message as residents will read it, and the audience."""
+
+    async def run() -> None:
+        async with _core() as kigen:
+            await _show(kigen, broadcast_id, previews=True)
+
+    _run_broadcast(run)
+
+
+@broadcast_group.command("approve")
+@click.argument("broadcast_id", type=int)
+@click.option("--as", "operator_name", required=True)
+def broadcast_approve(broadcast_id: int, operator_name: str) -> None:
+    """Approve a draft (by a second operator when KIGEN_BROADCAST_TWO_PERSON=1)."""
+    from sqlalchemy import select
+
+    from core import broadcast
+    from core.store.models import Operator
+
+    async def run() -> None:
+        async with _core() as kigen:
+            async with kigen.db.session() as session:
+                account = (
+                    await session.execute(select(Operator).where(Operator.name == operator_name))
+                ).scalar_one_or_none()
+            if account is None:
+                raise click.ClickException(f"no operator {operator_name}")
+            await broadcast.approve(
+                kigen.db,
+                kigen.clock.now(),
+                broadcast_id,
+                operator_name,
+                account.role,
+                two_person=kigen.settings.broadcast_two_person,
+            )
+            click.echo(f"broadcast {broadcast_id} approved")
+
+    _run_broadcast(run)
+
+
+@broadcast_group.command("send")
+@click.argument("broadcast_id", type=int)
+@click.option("--as", "operator_name", required=True)
+def broadcast_send(broadcast_id: int, operator_name: str) -> None:
+    """Start sending an approved broadcast (the running server's jobs deliver it)."""
+    from core import broadcast
+
+    async def run() -> None:
+        async with _core() as kigen:
+            await broadcast.start(kigen.db, kigen.clock.now(), broadcast_id, operator_name)
+            click.echo(f"broadcast {broadcast_id} is being sent")
+
+    _run_broadcast(run)
+
+
+@broadcast_group.command("cancel")
+@click.argument("broadcast_id", type=int)
+@click.option("--as", "operator_name", required=True)
+def broadcast_cancel(broadcast_id: int, operator_name: str) -> None:
+    """Stop what is not yet sent."""
+    from core import broadcast
+
+    async def run() -> None:
+        async with _core() as kigen:
+            await broadcast.cancel(kigen.db, kigen.clock.now(), broadcast_id, operator_name)
+            click.echo(f"broadcast {broadcast_id} cancelled")
+
+    _run_broadcast(run)
+
+
+@broadcast_group.command("status")
+@click.argument("broadcast_id", type=int)
+@click.option("--follow", is_flag=True, help="Show a progress bar until it is done.")
+def broadcast_status(broadcast_id: int, follow: bool) -> None:
+    """Progress of a broadcast: queued, sent, failed, blocked."""
+    from rich.progress import Progress
+
+    from core.store import broadcasts as queries
+    from core.store.models import Broadcast
+
+    async def run() -> None:
+        async with _core() as kigen:
+            with Progress(transient=False) as bar:
+                task = bar.add_task(f"broadcast {broadcast_id}", total=None)
+                while True:
+                    async with kigen.db.session() as session:
+                        item = await session.get(Broadcast, broadcast_id)
+                        if item is None:
+                            raise click.ClickException(f"no broadcast {broadcast_id}")
+                        counts = await queries.progress(session, broadcast_id)
+                    total = sum(counts[k] for k in ("sent", "queued", "failed", "blocked"))
+                    bar.update(
+                        task,
+                        total=max(total, 1),
+                        completed=counts["sent"],
+                        description=f"broadcast {broadcast_id} ({item.status})",
+                    )
+                    if not follow or item.status in ("done", "cancelled"):
+                        break
+                    await asyncio.sleep(1)
+            click.echo(
+                " ".join(f"{key}={value}" for key, value in counts.items())
+                + f" status={item.status}"
+            )
+
+    _run_broadcast(run)
+
+
+async def _show(kigen, broadcast_id: int, *, previews: bool = False) -> None:  # type: ignore[no-untyped-def]
+    from core import broadcast
+    from core.notices import broadcast_reply
+    from core.store.models import Broadcast
+
+    async with kigen.db.session() as session:
+        item = await session.get(Broadcast, broadcast_id)
+        if item is None:
+            raise click.ClickException(f"no broadcast {broadcast_id}")
+        counted = await broadcast.count(session, item, kigen.clock.now())
+    click.echo(
+        f"{item.title} [{item.status}]: reaches {counted.reached} of {counted.matching} residents"
+    )
+    if previews:
+        for code in item.texts:
+            click.echo(f"--- {code}\n{broadcast_reply(item, kigen.catalogs.translator(code)).text}")
+
+
+def _run_broadcast(run) -> None:  # type: ignore[no-untyped-def]
+    from core.broadcast import BroadcastError
+
+    try:
+        asyncio.run(run())
+    except BroadcastError as error:
+        raise click.ClickException(str(error)) from None

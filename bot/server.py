@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from bot.admin.routes import create_router
 from core import links
 from core.app import Kigen
 from core.calendar import expiry_calendar
@@ -58,6 +59,7 @@ def create_app(
 ) -> FastAPI:
     """The FastAPI application; webhooks exist only for the configured channels."""
     app = FastAPI(title="Kigen", docs_url=None, redoc_url=None, openapi_url=None)
+    app.include_router(create_router(kigen))
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     claim_lease_seconds: int = Field(default=120, gt=0)
     log_level: str = "WARNING"
     flood_limit_per_minute: int = Field(default=20, gt=0)
+    broadcast_two_person: bool = False
     public_url: str | None = Field(
         default=None, description="https address where residents reach this server"
     )

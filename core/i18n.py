@@ -139,12 +139,17 @@ class Catalogs:
         path = self.po_path(code)
         if code == DEFAULT_LANGUAGE and not path.exists():
             return NullTranslations()
-        with path.open("rb") as fh:
-            catalog = read_po(fh, locale=LANGUAGES[code].locale, domain=DOMAIN)
-        buffer = io.BytesIO()
-        write_mo(buffer, catalog)
-        buffer.seek(0)
-        return Translations(fp=buffer, domain=DOMAIN)
+        return compile_po(path, LANGUAGES[code].locale, DOMAIN)
+
+
+def compile_po(path: Path, locale: str, domain: str) -> Translations:
+    """Compile a .po file in memory (no .mo file is written or needed)."""
+    with path.open("rb") as fh:
+        catalog = read_po(fh, locale=locale, domain=domain)
+    buffer = io.BytesIO()
+    write_mo(buffer, catalog)
+    buffer.seek(0)
+    return Translations(fp=buffer, domain=domain)
 
 
 @functools.lru_cache(maxsize=4096)

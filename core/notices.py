@@ -133,14 +133,7 @@ class Notices:
         residents = await broadcasts.batch_recipients(session, batch.id)
         if not residents:
             return Rendered(skip_reason="no recipient left")
-        t = self.catalogs.translator(batch.language)
-        parts = [broadcast.texts.get(batch.language) or broadcast.texts.get("en", "")]
-        if broadcast.link:
-            parts.append(broadcast.link)
-        if broadcast.source:
-            parts.append(t.gettext("Source: {sources}").format(sources=broadcast.source))
-        parts.append(t.gettext(BROADCAST_FOOTER))
-        reply = Reply(text="\n\n".join(parts), intent="broadcast", language=t.code)
+        reply = broadcast_reply(broadcast, self.catalogs.translator(batch.language))
         return Rendered([u.platform_id for u in residents], [u.id for u in residents], [reply])
 
     def _reminder(self, t: Translator, row: OutboxMessage, expiry: Expiry, today) -> Reply:  # type: ignore[no-untyped-def]
@@ -193,3 +186,15 @@ class Notices:
             language=t.code,
             choices=tuple(choices),
         )
+
+
+def broadcast_reply(broadcast: Broadcast, t: Translator) -> Reply:
+    """A broadcast as residents of ``t``'s language read it: the text, the link, the
+    source and how to stop updates."""
+    parts = [broadcast.texts.get(t.code) or broadcast.texts.get("en", "")]
+    if broadcast.link:
+        parts.append(broadcast.link)
+    if broadcast.source:
+        parts.append(t.gettext("Source: {sources}").format(sources=broadcast.source))
+    parts.append(t.gettext(BROADCAST_FOOTER))
+    return Reply(text="\n\n".join(parts), intent="broadcast", language=t.code)

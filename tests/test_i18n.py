@@ -112,3 +112,19 @@ def test_an_unknown_language_falls_back_to_english():
 )
 def test_platform_language_tags_are_negotiated(tag, code):
     assert negotiate(tag) == code
+
+
+def test_the_console_is_complete_in_japanese():
+    from babel.messages.extract import extract_from_dir
+
+    templates = REPO_ROOT / "bot" / "admin" / "templates"
+    used = {
+        message
+        for *_, message, _comments, _context in extract_from_dir(
+            templates, method_map=[("**.html", "jinja2")], keywords={"_": None}
+        )
+    }
+    assert len(used) > 40
+    catalog = read_po((REPO_ROOT / "locales" / "ja" / "LC_MESSAGES" / "admin.po").open("rb"))
+    translated = {m.id for m in catalog if m.id and m.string and not m.fuzzy}
+    assert used <= translated, sorted(used - translated)[:5]
