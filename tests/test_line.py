@@ -277,3 +277,57 @@ async def test_the_webhook_never_answers_500_on_random_valid_signed_bodies(line,
         assert response.status_code == 200
 
     await asyncio.to_thread(check)
+
+
+async def test_a_10000_resident_broadcast_goes_out_in_20_multicasts_once_each(line, kigen, clock):
+    """An injected 429, and a worker that dies after LINE accepted a multicast: every
+    resident is reached exactly once."""
+    from core import broadcast
+    from core.store import outbox
+    from tests.test_broadcast import residents
+
+    await residents(kigen, [(f"U{n:032x}", "line", "en", True, None) for n in range(10_000)])
+    broadcast_id = await broadcast.create(
+        kigen.db, clock.now(), "ed", title="Fees", texts={"en": "Fees change."}
+    )
+    await broadcast.approve(kigen.db, clock.now(), broadcast_id, "boss", "admin", two_person=True)
+    await broadcast.start(kigen.db, clock.now(), broadcast_id, "boss")
+    await broadcast.materialise(kigen.db, clock.now())
+    async with AsyncApiClient(
+        Configuration(host=line.base_url, access_token=line.access_token)
+    ) as client:
+        sender = LineSender(AsyncMessagingApi(client), Renderer(kigen.catalogs, clock))
+        # A worker sends the first batch, LINE accepts it, and the worker dies before recording it.
+        async with kigen.db.session() as session:
+            (first,) = await outbox.claim_due(
+                session,
+                now=clock.now(),
+                worker="dead",
+                limit=1,
+                lease=timedelta(minutes=2),
+                channels=["line"],
+            )
+            await outbox.mark_sending(session, [first], "dead")
+        async with kigen.db.session() as session:
+            (row,) = await outbox.get_rows(session, [first])
+            rendered = await kigen.notices.render(session, row, clock.now())
+        await sender.send(rendered.recipients, rendered.replies, key=f"outbox:{first}")
+        line.fail_next("multicast", 429)
+        delivery = Delivery(kigen.db, {"line": sender}, kigen.notices, clock, batch_size=50)
+        for _ in range(10):
+            await delivery.run_once()
+            await broadcast.materialise(kigen.db, clock.now())
+            clock.move_to(clock.now() + timedelta(minutes=3))
+    accepted = [r for r in line.multicasts() if r.accepted]
+    assert len(accepted) == 20
+    assert all(len(r.recipients) <= 500 for r in line.multicasts())
+    reached = [user for r in accepted for user in r.recipients]
+    assert len(reached) == len(set(reached)) == 10_000
+    statuses = [r.status for r in line.multicasts()]
+    assert statuses.count(429) == 1 and statuses.count(409) == 1
+    async with kigen.db.session() as session:
+        from core.store.broadcasts import progress
+        from core.store.models import Broadcast
+
+        assert (await progress(session, broadcast_id))["sent"] == 10_000
+        assert (await session.get(Broadcast, broadcast_id)).status == "done"
