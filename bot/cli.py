@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import sys
 from datetime import datetime
 
@@ -27,12 +26,13 @@ async def _chat() -> None:
     from bot.console import ConsoleSender, TerminalChat
     from bot.scheduler import start_scheduler
     from core.app import build
+    from core.leader import Leadership
     from core.outbox import Delivery
 
     kigen = await build()
     terminal = TerminalChat(kigen)
     delivery = Delivery(kigen.db, {"console": ConsoleSender(terminal)}, kigen.notices, kigen.clock)
-    scheduler = start_scheduler(kigen, delivery)
+    scheduler = start_scheduler(kigen, delivery, Leadership(kigen.db))
     try:
         await terminal.run()
     finally:
@@ -121,10 +121,11 @@ def faq_check(languages: tuple[str, ...]) -> None:
 @click.option("--telegram-polling", is_flag=True, help="Fetch Telegram updates by long polling.")
 def serve(host: str, port: int, telegram_polling: bool) -> None:
     """Run the webhooks, the configured channels and the scheduler."""
+    from bot.logs import configure
     from bot.serve import KigenServer
 
     settings = Settings()
-    logging.basicConfig(level=settings.log_level)
+    configure(settings.log_level)
     asyncio.run(
         KigenServer(settings, host=host, port=port, telegram_polling=telegram_polling).run()
     )

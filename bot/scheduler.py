@@ -14,10 +14,11 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from core import broadcast, housekeeping, reminders
 from core.app import Kigen
+from core.leader import Leadership
 from core.outbox import Delivery
 
 
-def start_scheduler(kigen: Kigen, delivery: Delivery) -> AsyncIOScheduler:
+def start_scheduler(kigen: Kigen, delivery: Delivery, leadership: Leadership) -> AsyncIOScheduler:
     """Start the jobs on the running event loop; the caller shuts the scheduler down."""
     scheduler = AsyncIOScheduler(
         timezone=UTC,
@@ -34,7 +35,7 @@ def start_scheduler(kigen: Kigen, delivery: Delivery) -> AsyncIOScheduler:
         _materialise,
         "interval",
         seconds=kigen.settings.delivery_interval_seconds,
-        args=[kigen],
+        args=[kigen, leadership],
         id="broadcasts",
         next_run_time=datetime.now(UTC),
     )
@@ -44,25 +45,32 @@ def start_scheduler(kigen: Kigen, delivery: Delivery) -> AsyncIOScheduler:
         hour=3,
         minute=0,
         timezone=ZoneInfo("Asia/Tokyo"),
-        args=[kigen],
+        args=[kigen, leadership],
         id="plan",
     )
     scheduler.add_job(
-        housekeeping.run,
+        _housekeeping,
         "cron",
         hour=3,
         minute=30,
         timezone=ZoneInfo("Asia/Tokyo"),
-        args=[kigen.db, kigen.settings, kigen.clock],
+        args=[kigen, leadership],
         id="housekeeping",
     )
     scheduler.start()
     return scheduler
 
 
-async def _plan(kigen: Kigen) -> None:
-    await reminders.plan_missing(kigen.db, kigen.clock.now())
+async def _plan(kigen: Kigen, leadership: Leadership) -> None:
+    if await leadership.check():
+        await reminders.plan_missing(kigen.db, kigen.clock.now())
 
 
-async def _materialise(kigen: Kigen) -> None:
-    await broadcast.materialise(kigen.db, kigen.clock.now())
+async def _housekeeping(kigen: Kigen, leadership: Leadership) -> None:
+    if await leadership.check():
+        await housekeeping.run(kigen.db, kigen.settings, kigen.clock)
+
+
+async def _materialise(kigen: Kigen, leadership: Leadership) -> None:
+    if await leadership.check():
+        await broadcast.materialise(kigen.db, kigen.clock.now())

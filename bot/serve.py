@@ -15,6 +15,7 @@ from bot.server import create_app
 from core.app import Kigen, build
 from core.clock import Clock
 from core.config import Settings
+from core.leader import Leadership
 from core.outbox import Delivery, Sender
 
 log = logging.getLogger(__name__)
@@ -90,14 +91,18 @@ class KigenServer:
             telegram_secret=secret.get_secret_value() if secret else None,
             line=line,
         )
+        self.leadership = Leadership(kigen.db)
+        stack.push_async_callback(self.leadership.release)
         self.delivery = Delivery(
             kigen.db,
             senders,
             kigen.notices,
             kigen.clock,
             lease=timedelta(seconds=self.settings.claim_lease_seconds),
+            leadership=self.leadership,
+            leader_only=frozenset({"telegram"}),
         )
-        scheduler = start_scheduler(kigen, self.delivery)
+        scheduler = start_scheduler(kigen, self.delivery, self.leadership)
         stack.callback(scheduler.shutdown, wait=False)
         stack.push_async_callback(self.delivery.stop)  # runs first: lets a delivery finish
         config = uvicorn.Config(

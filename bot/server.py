@@ -9,16 +9,26 @@ from typing import Any, Protocol
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 from sqlalchemy import text
 
 from bot.admin.routes import create_router
 from core import links
 from core.app import Kigen
 from core.calendar import expiry_calendar
+from core.metrics import WEBHOOK_SECONDS
+from core.store import stats
+from core.store.db import head_revision
 from core.store.models import Expiry, User
 
 log = logging.getLogger(__name__)
 
+OUTBOX_ROWS = Gauge("kigen_outbox_rows", "Outbox rows by kind and state", ["kind", "status"])
+BROADCAST_PROGRESS = Gauge(
+    "kigen_broadcast_residents",
+    "Residents of broadcasts being sent, by state",
+    ["broadcast", "state"],
+)
 #: Bigger webhook bodies are refused before they are read into memory entirely.
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -65,14 +75,28 @@ def create_app(
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    @app.get("/metrics")
+    async def metrics_endpoint() -> Response:
+        async with kigen.db.session() as session:
+            outbox_counts = await stats.outbox_by_state(session)
+            broadcasts = await stats.broadcasts_in_progress(session)
+        for (kind, status), count in outbox_counts.items():
+            OUTBOX_ROWS.labels(kind, status).set(count)
+        for broadcast_id, counts in broadcasts.items():
+            for state, count in counts.items():
+                BROADCAST_PROGRESS.labels(str(broadcast_id), state).set(count)
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
     @app.get("/readyz")
     async def readyz() -> Response:
         try:
             async with kigen.db.session() as session:
-                await session.execute(text("SELECT 1"))
+                version = await session.scalar(text("SELECT version_num FROM alembic_version"))
         except Exception:
             log.exception("database not reachable")
             return JSONResponse({"status": "database unreachable"}, status_code=503)
+        if version != head_revision():
+            return JSONResponse({"status": "migrations pending"}, status_code=503)
         return JSONResponse({"status": "ready"})
 
     @app.get("/calendar/{token}.ics")
@@ -100,6 +124,10 @@ def create_app(
 
         @app.post("/telegram/webhook")
         async def telegram_webhook(request: Request) -> Response:
+            with WEBHOOK_SECONDS.labels("telegram").time():
+                return await _telegram(request)
+
+        async def _telegram(request: Request) -> Response:
             given = request.headers.get("x-telegram-bot-api-secret-token", "")
             if not telegram_secret or not hmac.compare_digest(given, telegram_secret):
                 return Response(status_code=403)
@@ -119,6 +147,10 @@ def create_app(
 
         @app.post("/line/webhook")
         async def line_webhook(request: Request) -> Response:
+            with WEBHOOK_SECONDS.labels("line").time():
+                return await _line(request)
+
+        async def _line(request: Request) -> Response:
             try:
                 body = await read_body(request)
                 line.verify(body, request.headers.get("x-line-signature"))

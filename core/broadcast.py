@@ -211,7 +211,10 @@ async def materialise(db: Database, now: datetime, *, page_size: int = PAGE_SIZE
 
 async def _queue_page(db: Database, now: datetime, broadcast_id: int, page_size: int) -> int | None:
     async with db.session() as session:
-        broadcast = await _get(session, broadcast_id)
+        # Locked, so that two replicas never queue the same page.
+        broadcast = await session.get(Broadcast, broadcast_id, with_for_update=True)
+        if broadcast is None:
+            return None
         if broadcast.status != BroadcastStatus.SENDING:
             return None
         if broadcast.send_at is not None and broadcast.send_at > now:

@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     delivery_interval_seconds: float = Field(default=5.0, gt=0)
     claim_lease_seconds: int = Field(default=120, gt=0)
     log_level: str = "WARNING"
+    log_messages: bool = False
     flood_limit_per_minute: int = Field(default=20, gt=0)
     broadcast_two_person: bool = False
     public_url: str | None = Field(

@@ -7,10 +7,11 @@ is waiting for it) and remember where the dialogue stands.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from datetime import date
 
-from core import privacy
+from core import metrics, privacy
 from core import reminders as reminders_plan
 from core.clock import Clock
 from core.config import Settings
@@ -27,6 +28,8 @@ from core.store import dialogue, events, users
 from core.store.db import Database
 from core.store.models import User
 from core.textnorm import normalise
+
+log = logging.getLogger(__name__)
 
 #: Longer messages are refused with an explanation instead of being processed.
 MAX_TEXT_LENGTH = 1000
@@ -159,6 +162,15 @@ class Conversation:
 
     async def handle(self, incoming: Incoming) -> list[Reply]:
         """Answer one thing a resident did."""
+        metrics.MESSAGES_IN.labels(incoming.channel).inc()
+        if self.settings.log_messages and incoming.text:
+            log.info("message from %s: %s", incoming.channel, privacy.redact(incoming.text).text)
+        replies = await self._handle(incoming)
+        for reply in replies:
+            metrics.REPLIES.labels(incoming.channel, metrics.intent_label(reply.intent)).inc()
+        return replies
+
+    async def _handle(self, incoming: Incoming) -> list[Reply]:
         now = self.clock.now()
         if incoming.event is None:
             verdict = self.flood.check(f"{incoming.channel}:{incoming.user_id}")

@@ -15,11 +15,13 @@ import os
 import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
+from core import metrics
 from core.clock import Clock
+from core.leader import Leadership
 from core.messages import Reply
 from core.notices import Notices
 from core.store import outbox, users
@@ -78,6 +80,8 @@ class Delivery:
         batch_size: int = 200,
         lease: timedelta = timedelta(minutes=2),
         concurrency: int = 16,
+        leadership: Leadership | None = None,
+        leader_only: frozenset[str] = frozenset(),
     ) -> None:
         self.db = db
         self.senders = dict(senders)
@@ -87,6 +91,9 @@ class Delivery:
         self.batch_size = batch_size
         self.lease = lease
         self.concurrency = concurrency
+        #: Channels whose rate cap must hold across replicas: only the leader sends them.
+        self.leader_only = leader_only
+        self.leadership = leadership
         self._running = asyncio.Lock()
         self._stopped = False
 
@@ -105,6 +112,9 @@ class Delivery:
 
     async def _run(self) -> int:
         now = self.clock.now()
+        channels = list(self.senders)
+        if self.leader_only and self.leadership is not None and not await self.leadership.check():
+            channels = [name for name in channels if name not in self.leader_only]
         idempotent = [name for name, sender in self.senders.items() if sender.idempotent]
         async with self.db.session() as session:
             await outbox.resolve_interrupted(session, now, idempotent)
@@ -115,7 +125,7 @@ class Delivery:
                 worker=self.worker_id,
                 limit=self.batch_size,
                 lease=self.lease,
-                channels=list(self.senders),
+                channels=channels,
             )
         jobs = await self._prepare(ids)
         for channel in {job.channel for job in jobs}:
@@ -145,6 +155,8 @@ class Delivery:
                         _Job(
                             row.id,
                             row.channel,
+                            row.kind,
+                            row.due_at,
                             rendered.user_ids,
                             row.attempts + 1,
                             rendered.recipients,
@@ -185,6 +197,12 @@ class Delivery:
                     return SendResult(Outcome.RETRY, error=type(error).__name__)
 
         results = await asyncio.gather(*(send(job) for job in jobs))
+        answered = self.clock.now()
+        for job, result in zip(jobs, results, strict=True):
+            metrics.OUTBOX_RESULTS.labels(sender.channel, job.kind, result.outcome).inc()
+            if result.outcome == Outcome.SENT:
+                latency = (answered - job.due_at).total_seconds()
+                metrics.DELIVERY_LATENCY.labels(sender.channel).observe(max(latency, 0.0))
         await self._record(list(zip(jobs, results, strict=True)))
 
     async def _record(self, outcomes: list[tuple[_Job, SendResult]]) -> None:
@@ -227,6 +245,8 @@ class Delivery:
 class _Job:
     row_id: int
     channel: str
+    kind: str
+    due_at: datetime
     user_ids: list[int]
     attempts: int
     recipients: list[str]

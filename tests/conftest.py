@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -21,9 +22,44 @@ os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
 os.environ.setdefault("PTB_TIMEDELTA", "true")
 
 
-@pytest.fixture
-def database_url(tmp_path) -> str:
-    return f"sqlite+aiosqlite:///{tmp_path / 'kigen.db'}"
+POSTGRES = os.environ.get("KIGEN_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def _postgres_reason() -> str | None:
+    """Why the PostgreSQL runs are skipped, or None when a server answers."""
+    if os.environ.get("KIGEN_TEST_POSTGRES") == "":
+        return "KIGEN_TEST_POSTGRES is empty: PostgreSQL runs are switched off"
+    try:
+        import psycopg
+
+        url = POSTGRES.replace("postgresql+psycopg://", "postgresql://")
+        with psycopg.connect(url, connect_timeout=3):
+            return None
+    except Exception as error:
+        return f"no PostgreSQL at {POSTGRES.split('@')[-1]} ({type(error).__name__})"
+
+
+POSTGRES_SKIP = _postgres_reason()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    """A fresh database per test: a SQLite file, or a schema of its own in PostgreSQL
+    (dropped afterwards)."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'kigen.db'}"
+        return
+    if POSTGRES_SKIP:
+        pytest.skip(POSTGRES_SKIP)
+    import psycopg
+
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    plain = POSTGRES.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(plain, autocommit=True) as connection:
+        connection.execute(f'CREATE SCHEMA "{schema}"')
+    yield f"{POSTGRES}?options=-csearch_path%3D{schema}"
+    with psycopg.connect(plain, autocommit=True) as connection:
+        connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 @pytest.fixture

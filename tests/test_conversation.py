@@ -152,7 +152,7 @@ async def test_forget_leaves_nothing_in_any_table(chat, kigen):
     replies = await chat.press("forget:yes")
     assert intents(replies) == ["privacy:forgotten"]
     tables = await dump_tables(kigen.db)
-    assert {name: rows for name, rows in tables.items() if rows} == {}
+    assert {name: rows for name, rows in tables.items() if rows} == {}  # no question was asked
 
 
 async def test_forget_can_be_called_off(chat, kigen):

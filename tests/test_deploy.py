@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -422,6 +423,29 @@ def test_dockerfile_copies_only_what_it_needs():
     assert ("WORKDIR", "/app") in final
     env = " ".join(arguments for keyword, arguments in final if keyword == "ENV")
     assert "KIGEN_LOCALES_DIR=/app/locales" in env.split()
+
+
+def test_the_wheel_holds_every_file_of_core_and_bot():
+    """The image and a VM install Kigen as a wheel, not from the checkout: a file that is
+    not Python (a template, a migration script...) is in it only through package-data.
+    The Dockerfile checks the same after installing."""
+    setuptools = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    package_data = setuptools["tool"]["setuptools"].get("package-data", {})
+    packaged = set()
+    for package, patterns in package_data.items():
+        folder = REPO_ROOT / package.replace(".", "/")
+        for pattern in patterns:
+            packaged |= set(folder.glob(pattern))
+    missing = [
+        str(path.relative_to(REPO_ROOT))
+        for top in ("core", "bot")
+        for path in sorted((REPO_ROOT / top).rglob("*"))
+        if path.is_file()
+        and "__pycache__" not in path.parts
+        and path.suffix not in (".py", ".pyc")
+        and path not in packaged
+    ]
+    assert not missing, f"add to [tool.setuptools.package-data] in pyproject.toml: {missing}"
 
 
 def test_dockerfile_runs_kigen_as_non_root_with_a_healthcheck():

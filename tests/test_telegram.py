@@ -135,7 +135,9 @@ async def test_a_whole_journey_through_the_webhook(telegram, server):
     (gone,) = await resident.press("forget:yes")
     assert gone["text"].startswith("Done")
     tables = await dump_tables(server.kigen.db)
-    assert {name for name, rows in tables.items() if rows} == {"processed_events"}
+    # Left: ids of handled updates, and how often questions were asked (no user in them).
+    assert {name for name, rows in tables.items() if rows} == {"processed_events", "question_stats"}
+    assert str(CHAT) not in repr(tables["question_stats"])
 
 
 async def test_the_command_menu_is_published_per_language(telegram, server):

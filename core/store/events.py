@@ -16,6 +16,6 @@ async def first_time(session: AsyncSession, channel: str, event_id: str, now: da
         sql.insert(session, ProcessedEvent)
         .values(channel=channel, event_id=event_id, created_at=now)
         .on_conflict_do_nothing(index_elements=["channel", "event_id"])
+        .returning(ProcessedEvent.id)
     )
-    result = await session.execute(statement)
-    return bool(result.rowcount)
+    return (await session.execute(statement)).first() is not None

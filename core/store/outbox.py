@@ -99,12 +99,15 @@ async def insert_reminders(session: AsyncSession, rows: list[dict[str, object]])
     the same expiry date; returns how many were added."""
     if not rows:
         return 0
-    statement = sql.insert(session, OutboxMessage.__table__).on_conflict_do_nothing(
-        index_elements=["expiry_id", "about_date", "step"]
+    table = OutboxMessage.__table__
+    statement = (
+        sql.insert(session, table)
+        .on_conflict_do_nothing(index_elements=["expiry_id", "about_date", "step"])
+        .returning(table.c.id)
     )
     connection = await session.connection()
     result = await connection.execute(statement, rows)
-    return max(result.rowcount or 0, 0)
+    return len(result.all())
 
 
 async def drop_pending_reminders(session: AsyncSession, expiry_id: int) -> None:

@@ -81,3 +81,21 @@ async def deliveries(session: AsyncSession, now: datetime) -> dict[str, int]:
             OutboxMessage.status == OutboxStatus.FAILED, OutboxMessage.due_at >= since
         ),
     }
+
+
+async def outbox_by_state(session: AsyncSession) -> dict[tuple[str, str], int]:
+    result = await session.execute(
+        select(OutboxMessage.kind, OutboxMessage.status, func.count()).group_by(
+            OutboxMessage.kind, OutboxMessage.status
+        )
+    )
+    return {(kind, status): int(n) for kind, status, n in result.all()}
+
+
+async def broadcasts_in_progress(session: AsyncSession) -> dict[int, dict[str, int]]:
+    from core.store import broadcasts
+
+    return {
+        b.id: await broadcasts.progress(session, b.id)
+        for b in await broadcasts.in_progress(session)
+    }
