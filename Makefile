@@ -12,6 +12,7 @@ chat: $(VENV)/.installed
 
 test: $(VENV)/.installed-test system-test-deps
 	$(BIN)/ruff check .
+	$(BIN)/python .ci/audit.py
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.installed-test

@@ -122,13 +122,15 @@ def faq_check(languages: tuple[str, ...]) -> None:
 def serve(host: str, port: int, telegram_polling: bool) -> None:
     """Run the webhooks, the configured channels and the scheduler."""
     from bot.logs import configure
-    from bot.serve import KigenServer
+    from bot.serve import KigenServer, RefusedToStart
 
     settings = Settings()
     configure(settings.log_level)
-    asyncio.run(
-        KigenServer(settings, host=host, port=port, telegram_polling=telegram_polling).run()
-    )
+    server = KigenServer(settings, host=host, port=port, telegram_polling=telegram_polling)
+    try:
+        asyncio.run(server.run())
+    except RefusedToStart as error:
+        raise click.ClickException(f"refusing to start in production: {error}") from None
 
 
 @main.group()

@@ -21,6 +21,10 @@ from core.outbox import Delivery, Sender
 log = logging.getLogger(__name__)
 
 
+class RefusedToStart(RuntimeError):
+    """The settings are not fit for production."""
+
+
 class KigenServer:
     """Everything ``kigen serve`` runs; :meth:`start` and :meth:`stop` for tests,
     :meth:`run` for the command line."""
@@ -44,6 +48,10 @@ class KigenServer:
         self._serving: asyncio.Task | None = None
 
     async def start(self) -> None:
+        if self.settings.environment == "production":
+            problems = self.settings.production_problems(telegram_polling=self.telegram_polling)
+            if problems:
+                raise RefusedToStart("; ".join(problems))
         stack = self._stack
         kigen = self.kigen = await build(self.settings, self.clock)
         stack.push_async_callback(kigen.close)

@@ -21,6 +21,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="KIGEN_", env_file=".env", extra="ignore")
 
+    environment: str = Field(default="development", pattern="^(development|production)$")
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; default: a SQLite file in the data directory"
     )
@@ -47,6 +48,27 @@ class Settings(BaseSettings):
     retention_expired_days: int = Field(default=60, ge=0)
     retention_inactive_days: int = Field(default=30, ge=0)
     retention_events_days: int = Field(default=7, ge=0)
+
+    def production_problems(self, *, telegram_polling: bool = False) -> list[str]:
+        """What makes these settings unfit for production (empty when they are fine)."""
+        problems = []
+        if self.secret_key is None or len(self.secret_key.get_secret_value()) < 32:
+            problems.append("KIGEN_SECRET_KEY must be set to at least 32 random characters")
+        if bool(self.line_channel_secret) != bool(self.line_channel_access_token):
+            problems.append(
+                "LINE needs both KIGEN_LINE_CHANNEL_SECRET and KIGEN_LINE_CHANNEL_ACCESS_TOKEN"
+            )
+        for name in ("line_channel_secret", "line_channel_access_token", "telegram_token"):
+            value = getattr(self, name)
+            if value is not None and not value.get_secret_value().strip():
+                problems.append(f"KIGEN_{name.upper()} is set but empty")
+        if self.telegram_token and not telegram_polling and not self.telegram_webhook_secret:
+            problems.append("the Telegram webhook needs KIGEN_TELEGRAM_WEBHOOK_SECRET")
+        if self.public_url and not self.public_url.startswith("https://"):
+            problems.append("KIGEN_PUBLIC_URL must be an https:// address")
+        if not self.database_url:
+            problems.append("set KIGEN_DATABASE_URL explicitly (PostgreSQL for several replicas)")
+        return problems
 
     @cached_property
     def signing_key(self) -> bytes:

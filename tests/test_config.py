@@ -34,3 +34,57 @@ def test_settings_come_from_the_environment(monkeypatch):
     settings = Settings(_env_file=None)
     assert settings.resolved_database_url == "sqlite+aiosqlite:///elsewhere.db"
     assert settings.retention_expired_days == 90
+
+
+def test_production_refuses_weak_settings(tmp_path):
+    weak = Settings(
+        _env_file=None,
+        environment="production",
+        line_channel_secret="x",
+        telegram_token="1:abc",
+        public_url="http://kigen.example",
+    )
+    problems = " | ".join(weak.production_problems())
+    for expected in (
+        "KIGEN_SECRET_KEY",
+        "LINE needs both",
+        "KIGEN_TELEGRAM_WEBHOOK_SECRET",
+        "https://",
+        "KIGEN_DATABASE_URL",
+    ):
+        assert expected in problems
+    strong = Settings(
+        _env_file=None,
+        environment="production",
+        secret_key="s" * 40,
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/k.db",
+        telegram_token="1:abc",
+        telegram_webhook_secret="hook-secret",
+        public_url="https://kigen.example",
+    )
+    assert strong.production_problems() == []
+
+
+def test_the_server_refuses_to_start_in_production_with_weak_settings(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        **os.environ,
+        "KIGEN_ENVIRONMENT": "production",
+        "KIGEN_LINE_CHANNEL_SECRET": "",
+        "KIGEN_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/k.db",
+    }
+    env.pop("KIGEN_SECRET_KEY", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "serve", "--port", "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert (
+        "refusing to start in production" in result.stderr and "KIGEN_SECRET_KEY" in result.stderr
+    )
