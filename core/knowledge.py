@@ -46,6 +46,8 @@ _LOADED: dict[str, KnowledgeBase] = {}
 #: The pseudo-entry of off-topic questions (``locales/<lang>/offtopic.yaml``): a question
 #: closest to these gets no answer.
 OFFTOPIC = "_offtopic"
+#: Features found in more than this share of (entry, language) bundles are ignored.
+COMMON_SHARE = 0.35
 #: A match at least this similar answers at once.
 ANSWER_THRESHOLD = 0.3
 #: A weaker match answers when it stands out: RATIO times as similar as the next entry.
@@ -194,11 +196,11 @@ class KnowledgeBase:
 
     def match(self, question: str) -> Match:
         """Find the entries that answer ``question``, best first."""
-        vector = self._vectorise(features(normalise(question)))
-        if vector is None:
+        weights = self._weights(features(normalise(question)))
+        if not weights:
             return Match(Verdict.NONE, ())
-        phrasing_scores = np.asarray((self._matrix @ vector).todense()).ravel()
-        bundle_scores = np.asarray((self._bundles @ vector).todense()).ravel()
+        phrasing_scores = _scores(self._matrix, weights)
+        bundle_scores = _scores(self._bundles, weights)
         entry_scores = PHRASING_WEIGHT * np.maximum.reduceat(phrasing_scores, self._entry_starts)
         entry_scores += (1 - PHRASING_WEIGHT) * np.maximum.reduceat(
             bundle_scores, self._bundle_starts
@@ -242,7 +244,13 @@ class KnowledgeBase:
         # IDF over (entry, language) bundles rather than single phrasings: words every
         # entry uses ("how", "card", "what") weigh next to nothing, words of one entry a lot.
         bundles = sum(len(entries) for entries in self.texts.values())
-        self._vocabulary = {feature: i for i, feature in enumerate(bundle_frequency)}
+        # Features in most bundles ("the", "ー", "की") tell entries apart no better than
+        # chance and make every lookup slow: they are left out of documents and questions.
+        common = {f for f, n in bundle_frequency.items() if n > COMMON_SHARE * bundles}
+        self._ignored = frozenset(common)
+        self._vocabulary = {
+            feature: i for i, feature in enumerate(f for f in bundle_frequency if f not in common)
+        }
         self._idf = np.array(
             [math.log((1 + bundles) / (1 + bundle_frequency[f])) for f in self._vocabulary]
         )
@@ -252,14 +260,15 @@ class KnowledgeBase:
         self._bundles = self._matrix_of(bundle_docs)
         self._bundle_starts = np.array(bundle_starts)
 
-    def _matrix_of(self, docs: list[list[str]]) -> sparse.csr_matrix:
+    def _matrix_of(self, docs: list[list[str]]) -> sparse.csc_matrix:
         rows, cols, values = [], [], []
         for row, doc in enumerate(docs):
             for col, value in self._weights(doc).items():
                 rows.append(row)
                 cols.append(col)
                 values.append(value)
-        return sparse.csr_matrix(
+        # Column-major: the documents of a feature are one slice (a posting list).
+        return sparse.csc_matrix(
             (values, (rows, cols)), shape=(len(docs), len(self._vocabulary)), dtype=np.float32
         )
 
@@ -274,6 +283,8 @@ class KnowledgeBase:
         weights: dict[int, float] = {}
         unknown = 0.0
         for feature, n in counts.items():
+            if feature in self._ignored:
+                continue
             col = self._vocabulary.get(feature)
             if col is None:
                 unknown += ((1 + math.log(n)) * self._unseen_idf) ** 2
@@ -282,16 +293,17 @@ class KnowledgeBase:
         norm = math.sqrt(sum(w * w for w in weights.values()) + unknown) or 1.0
         return {col: w / norm for col, w in weights.items()}
 
-    def _vectorise(self, doc: list[str]) -> sparse.csc_matrix | None:
-        weights = self._weights(doc)
-        if not weights:
-            return None
-        cols = list(weights)
-        return sparse.csc_matrix(
-            (list(weights.values()), (cols, [0] * len(cols))),
-            shape=(len(self._vocabulary), 1),
-            dtype=np.float32,
-        )
+
+def _scores(matrix: sparse.csc_matrix, weights: dict[int, float]) -> np.ndarray:
+    """Dot products of every row of ``matrix`` with a sparse query: the posting lists of
+    the query's features, weighted and summed per row (much faster than a sparse product
+    for a query of a few dozen features)."""
+    indptr, indices, data = matrix.indptr, matrix.indices, matrix.data
+    rows = [indices[indptr[col] : indptr[col + 1]] for col in weights]
+    values = [data[indptr[col] : indptr[col + 1]] * weight for col, weight in weights.items()]
+    return np.bincount(
+        np.concatenate(rows), weights=np.concatenate(values), minlength=matrix.shape[0]
+    )
 
 
 def _samples(entry: EntryText) -> list[str]:
