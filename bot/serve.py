@@ -92,15 +92,16 @@ class KigenServer:
                 rich_menus=await rich_menu_ids(api),
             )
             senders[LINE] = LineSender(api, renderer)
+        self.leadership = Leadership(kigen.db)
+        stack.push_async_callback(self.leadership.release)
         secret = self.settings.telegram_webhook_secret
         app = create_app(
             kigen,
             telegram=telegram,
             telegram_secret=secret.get_secret_value() if secret else None,
             line=line,
+            leadership=self.leadership,
         )
-        self.leadership = Leadership(kigen.db)
-        stack.push_async_callback(self.leadership.release)
         self.delivery = Delivery(
             kigen.db,
             senders,

@@ -16,6 +16,7 @@ from bot.admin.routes import create_router
 from core import links
 from core.app import Kigen
 from core.calendar import expiry_calendar
+from core.leader import Leadership
 from core.metrics import WEBHOOK_SECONDS
 from core.store import stats
 from core.store.db import head_revision
@@ -66,14 +67,15 @@ def create_app(
     telegram: TelegramEndpoint | None = None,
     telegram_secret: str | None = None,
     line: LineEndpoint | None = None,
+    leadership: Leadership | None = None,
 ) -> FastAPI:
     """The FastAPI application; webhooks exist only for the configured channels."""
     app = FastAPI(title="Kigen", docs_url=None, redoc_url=None, openapi_url=None)
     app.include_router(create_router(kigen))
 
     @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def healthz() -> dict[str, object]:
+        return {"status": "ok", "leader": leadership.holding if leadership else False}
 
     @app.get("/metrics")
     async def metrics_endpoint() -> Response:

@@ -52,6 +52,11 @@ class Leadership:
         await connection.close()
         return False
 
+    @property
+    def holding(self) -> bool:
+        """Whether this process held leadership at its last check."""
+        return self.db.is_sqlite or self._connection is not None
+
     async def release(self) -> None:
         await self._drop()
 

@@ -29,7 +29,7 @@ async def test_health_readiness_and_metrics(server):
         Incoming.from_text("jsonl", "m1", "Do I have to carry my residence card?")
     )
     async with httpx.AsyncClient(base_url=server.url) as client:
-        assert (await client.get("/healthz")).json() == {"status": "ok"}
+        assert (await client.get("/healthz")).json() == {"status": "ok", "leader": False}
         assert (await client.get("/readyz")).json() == {"status": "ready"}
         metrics = (await client.get("/metrics")).text
     assert 'kigen_messages_in_total{channel="jsonl"}' in metrics
