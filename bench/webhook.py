@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import os
 import secrets
+import shutil
 import signal
 import socket
 import statistics
@@ -65,11 +66,13 @@ QUESTIONS = [
 ]
 STARTUP_TIMEOUT = 120.0
 REQUEST_TIMEOUT = 30.0
+WARMUP_SECONDS = 60.0
 
 
 @dataclass
 class Result:
     label: str
+    requested: int
     events: int
     seconds: float
     latencies: list[float]
@@ -181,10 +184,15 @@ class Workers:
 
 
 async def send_load(
-    sender: LineWebhookSender, urls: list[str], users: list[str], concurrency: int
+    sender: LineWebhookSender,
+    urls: list[str],
+    users: list[str],
+    concurrency: int,
+    max_seconds: float,
 ) -> tuple[float, list[float], dict[int, int]]:
-    """POST one text event per user, ``concurrency`` at a time, alternating the URLs.
-    Returns the wall time, the latencies and the count of each status."""
+    """POST one text event per user, ``concurrency`` at a time, alternating the URLs; no
+    new event is sent after ``max_seconds``. Returns the wall time, the latencies and the
+    count of each status."""
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     queue = iter(enumerate(users))
@@ -192,7 +200,11 @@ async def send_load(
     async def client_loop() -> None:
         limits = httpx.Limits(max_connections=len(urls), max_keepalive_connections=len(urls))
         async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT, limits=limits) as client:
-            for index, user in queue:
+            while time.perf_counter() <= deadline:
+                item = next(queue, None)
+                if item is None:
+                    break
+                index, user = item
                 # Built just before sending: the reply token and timestamp are fresh.
                 body = sender.body(sender.text(user, QUESTIONS[index % len(QUESTIONS)]))
                 headers = {
@@ -212,6 +224,7 @@ async def send_load(
                 statuses[status] = statuses.get(status, 0) + 1
 
     started = time.perf_counter()
+    deadline = started + max_seconds
     await asyncio.gather(*(client_loop() for _ in range(concurrency)))
     return time.perf_counter() - started, latencies, statuses
 
@@ -251,13 +264,14 @@ def run(
         with Workers(workers, env, folder) as servers:
             sender = LineWebhookSender(servers.urls[0], secret, fake=fake)
             warm = ["U" + secrets.token_hex(16) for _ in range(args.warmup * workers)]
-            asyncio.run(send_load(sender, servers.urls, warm, args.concurrency))
+            asyncio.run(send_load(sender, servers.urls, warm, args.concurrency, WARMUP_SECONDS))
             fake.clear()
             users = ["U" + secrets.token_hex(16) for _ in range(args.events)]
             cpu_before, bench_before = servers.cpu(), time.process_time()
             seconds, latencies, statuses = asyncio.run(
-                send_load(sender, servers.urls, users, args.concurrency)
+                send_load(sender, servers.urls, users, args.concurrency, args.max_seconds)
             )
+            users = users[: len(latencies)]  # the rest was not sent in time
             server_cpu = servers.cpu() - cpu_before
             bench_cpu = time.process_time() - bench_before
             time.sleep(0.5)  # let the fake record the last replies
@@ -267,6 +281,7 @@ def run(
     return Result(
         label,
         args.events,
+        len(latencies),
         seconds,
         latencies,
         statuses,
@@ -305,6 +320,8 @@ def report(results: list[Result]) -> None:
     for r in results:
         others = {s: n for s, n in r.statuses.items() if s != 200}
         problems = []
+        if r.events < r.requested:
+            problems.append(f"stopped at --max-seconds: {r.requested - r.events:,} events not sent")
         if others:
             problems.append(f"non-200 answers {others} (0 = no answer/timeout)")
         if r.unanswered:
@@ -330,6 +347,13 @@ def main() -> None:
     parser.add_argument(
         "--workers", default="1,2", help="comma-separated process counts to run (default 1,2)"
     )
+    parser.add_argument(
+        "--max-seconds",
+        type=float,
+        default=240.0,
+        help="stop sending new events after this long in each run (default 240)",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the databases and server logs")
     args = parser.parse_args()
     counts = [int(n) for n in args.workers.split(",")]
     folder = Path(tempfile.mkdtemp(prefix="kigen-webhook-bench-"))
@@ -337,15 +361,25 @@ def main() -> None:
     print(f"database: {database_name}")
     print(
         f"{args.events:,} events, concurrency {args.concurrency}, "
-        f"{args.warmup} warm-up events per process; {os.cpu_count()} CPUs; logs in {folder}"
+        f"{args.warmup} warm-up events per process; {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.1f} before"
     )
     print()
     results = []
     with FakeLine() as fake:
         for count in counts:
             label = {1: "one worker", 2: "two workers"}.get(count, f"{count} workers")
-            results.append(run(label, count, fake, args, folder, tag=f"{count}w"))
+            try:
+                results.append(run(label, count, fake, args, folder, tag=f"{count}w"))
+            except BaseException:
+                print(f"server logs and databases kept in {folder}")
+                raise
     report(results)
+    print(f"load average {os.getloadavg()[0]:.1f} after")
+    if args.keep:
+        print(f"server logs and databases kept in {folder}")
+    else:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

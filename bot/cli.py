@@ -222,13 +222,16 @@ def operator_add(name: str, role: str, password: str) -> None:
 @click.argument("user_id")
 def operator_set_chat(name: str, channel: str, user_id: str) -> None:
     """Set the operator's own chat (CHANNEL and platform USER_ID), for test sends."""
-    from core.operators import set_chat
+    from core.operators import OperatorError, set_chat
 
     async def run() -> None:
         async with _core() as kigen:
             await set_chat(kigen.db, name, channel, user_id)
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    except OperatorError as error:
+        raise click.ClickException(str(error)) from None
     click.echo(f"test sends of {name} go to {channel}:{user_id}")
 
 
@@ -243,6 +246,9 @@ class _core:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.kigen.close()
+
+
+BROADCAST_ID = click.IntRange(1, 2**31 - 1)
 
 
 @main.group("broadcast")
@@ -269,7 +275,7 @@ def broadcast_group() -> None:
 @click.option("--channel", "channels", multiple=True)
 @click.option("--language", "languages", multiple=True)
 @click.option("--document", "documents", multiple=True)
-@click.option("--expiry-within-days", type=int)
+@click.option("--expiry-within-days", type=click.IntRange(0, 3650))
 def broadcast_create(
     operator_name: str,
     title: str,
@@ -319,7 +325,7 @@ def broadcast_create(
 
 
 @broadcast_group.command("preview")
-@click.argument("broadcast_id", type=int)
+@click.argument("broadcast_id", type=BROADCAST_ID)
 def broadcast_preview(broadcast_id: int) -> None:
     """Show each language's message as residents will read it, and the audience."""
 
@@ -331,7 +337,7 @@ def broadcast_preview(broadcast_id: int) -> None:
 
 
 @broadcast_group.command("approve")
-@click.argument("broadcast_id", type=int)
+@click.argument("broadcast_id", type=BROADCAST_ID)
 @click.option("--as", "operator_name", required=True)
 def broadcast_approve(broadcast_id: int, operator_name: str) -> None:
     """Approve a draft (by a second operator when KIGEN_BROADCAST_TWO_PERSON=1)."""
@@ -362,7 +368,7 @@ def broadcast_approve(broadcast_id: int, operator_name: str) -> None:
 
 
 @broadcast_group.command("send")
-@click.argument("broadcast_id", type=int)
+@click.argument("broadcast_id", type=BROADCAST_ID)
 @click.option("--as", "operator_name", required=True)
 def broadcast_send(broadcast_id: int, operator_name: str) -> None:
     """Start sending an approved broadcast (the running server's jobs deliver it)."""
@@ -377,7 +383,7 @@ def broadcast_send(broadcast_id: int, operator_name: str) -> None:
 
 
 @broadcast_group.command("cancel")
-@click.argument("broadcast_id", type=int)
+@click.argument("broadcast_id", type=BROADCAST_ID)
 @click.option("--as", "operator_name", required=True)
 def broadcast_cancel(broadcast_id: int, operator_name: str) -> None:
     """Stop what is not yet sent."""
@@ -392,7 +398,7 @@ def broadcast_cancel(broadcast_id: int, operator_name: str) -> None:
 
 
 @broadcast_group.command("status")
-@click.argument("broadcast_id", type=int)
+@click.argument("broadcast_id", type=BROADCAST_ID)
 @click.option("--follow", is_flag=True, help="Show a progress bar until it is done.")
 def broadcast_status(broadcast_id: int, follow: bool) -> None:
     """Progress of a broadcast: queued, sent, failed, blocked."""

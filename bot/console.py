@@ -60,7 +60,7 @@ class TerminalChat:
     def incoming(self, line: str) -> Incoming:
         """A typed number picks a choice of the last message; anything else is text."""
         stripped = line.strip()
-        if stripped.isdigit() and 1 <= int(stripped) <= len(self._choices):
+        if stripped.isascii() and stripped.isdigit() and 1 <= int(stripped) <= len(self._choices):
             return Incoming(CHANNEL, USER_ID, choice=self._choices[int(stripped) - 1])
         return Incoming.from_text(CHANNEL, USER_ID, line)
 

@@ -15,7 +15,7 @@ from datetime import date
 from typing import Any, TextIO
 
 from core.conversation import Conversation
-from core.messages import Event, Incoming
+from core.messages import Event, Incoming, clean_text
 
 CHANNEL = "jsonl"
 
@@ -30,12 +30,14 @@ def parse_request(line: str) -> Incoming:
         data = json.loads(line)
     except json.JSONDecodeError as error:
         raise RequestError(f"not JSON: {error.msg}") from None
+    except RecursionError:
+        raise RequestError("not JSON: nested too deeply") from None
     if not isinstance(data, dict):
         raise RequestError("expected a JSON object")
     user = data.get("user")
     if not isinstance(user, str | int) or isinstance(user, bool) or not str(user).strip():
         raise RequestError("'user' must be a non-empty string")
-    user_id = str(user)[:64]
+    user_id = clean_text(str(user))[:64]
     hint = data.get("lang")
     if hint is not None and not isinstance(hint, str):
         raise RequestError("'lang' must be a string")
@@ -70,7 +72,7 @@ async def answer_line(conversation: Conversation, line: str, number: int) -> dic
     replies = await conversation.handle(incoming)
     language = replies[0].language if replies else None
     return {
-        "user": incoming.user_id,
+        "user": clean_text(incoming.user_id),
         "lang": language,
         "replies": [reply.to_dict() for reply in replies],
     }

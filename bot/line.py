@@ -242,7 +242,7 @@ class LineBridge:
         """Handle every event of a verified body."""
         try:
             payload = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise WebhookRejected(400, "body is not JSON") from None
         if not isinstance(payload, dict) or not isinstance(payload.get("events"), list):
             raise WebhookRejected(400, "not a LINE webhook")

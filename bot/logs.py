@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from typing import Any
 
@@ -10,11 +11,13 @@ import structlog
 
 from core import privacy
 
+_BOT_TOKEN = re.compile(r"bot\d+:[A-Za-z0-9_-]+")
+
 
 def _redact(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
     for key, value in list(event.items()):
         if isinstance(value, str):
-            event[key] = privacy.redact(value).text
+            event[key] = privacy.redact(_BOT_TOKEN.sub("bot[token]", value)).text
     return event
 
 
@@ -41,6 +44,9 @@ def configure(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # HTTP clients log every request URL at INFO, and Telegram's carry the bot token.
+    for noisy in ("httpx", "httpcore", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),

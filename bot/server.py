@@ -51,7 +51,7 @@ class BodyTooLarge(Exception):
 async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
     """The request body, refusing (by raising :class:`BodyTooLarge`) beyond ``limit``."""
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
+    if declared and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge
     body = bytearray()
     async for chunk in request.stream():
@@ -104,15 +104,20 @@ def create_app(
     @app.get("/calendar/{token}.ics")
     async def calendar(token: str) -> Response:
         now = kigen.clock.now()
-        subject = links.verify(kigen.settings.signing_key, token, now=now)
-        if subject is None or not subject.startswith("e") or not subject[1:].isdigit():
+        subject = links.verify(kigen.settings.signing_key, token, now=now) or ""
+        expiry_id, _, saved = subject.removeprefix("e").partition("x")
+        if (
+            not subject.startswith("e")
+            or not subject.isascii()
+            or not (expiry_id + saved).isdigit()
+        ):
             return Response(
                 "This link is invalid or has expired.\n", status_code=404, media_type="text/plain"
             )
         async with kigen.db.session() as session:
-            expiry = await session.get(Expiry, int(subject[1:]))
+            expiry = await session.get(Expiry, int(expiry_id))
             user = await session.get(User, expiry.user_id) if expiry else None
-        if expiry is None or user is None:
+        if expiry is None or user is None or int(expiry.created_at.timestamp()) != int(saved):
             return Response(
                 "This date has been deleted.\n", status_code=410, media_type="text/plain"
             )
@@ -131,17 +136,22 @@ def create_app(
 
         async def _telegram(request: Request) -> Response:
             given = request.headers.get("x-telegram-bot-api-secret-token", "")
-            if not telegram_secret or not hmac.compare_digest(given, telegram_secret):
+            if not telegram_secret or not hmac.compare_digest(
+                given.encode(), telegram_secret.encode()
+            ):
                 return Response(status_code=403)
             try:
                 payload = json.loads(await read_body(request))
             except BodyTooLarge:
                 return Response(status_code=413)
-            except ValueError:
+            except (ValueError, RecursionError):
                 return JSONResponse({"error": "body is not JSON"}, status_code=400)
             if not isinstance(payload, dict) or not isinstance(payload.get("update_id"), int):
                 return JSONResponse({"error": "not a Telegram update"}, status_code=400)
-            await telegram.process(payload)
+            try:
+                await telegram.process(payload)
+            except ValueError as error:
+                return JSONResponse({"error": str(error)}, status_code=400)
             return Response(status_code=200)
 
     if line is not None:

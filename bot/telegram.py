@@ -164,8 +164,13 @@ class TelegramBridge:
                 log.warning("could not tell the resident about the failure")
 
     async def process(self, payload: dict) -> None:
-        """Handle one update delivered to the webhook."""
-        await self.application.process_update(Update.de_json(payload, self.application.bot))
+        """Handle one update delivered to the webhook; :class:`ValueError` when the payload
+        is not an update."""
+        try:
+            update = Update.de_json(payload, self.application.bot)
+        except Exception as error:  # the library's models refuse a malformed update
+            raise ValueError(f"not a Telegram update: {type(error).__name__}") from None
+        await self.application.process_update(update)
 
     async def publish_commands(self, catalogs: Catalogs) -> None:
         """The command menu in every supported language (English as the default)."""

@@ -48,6 +48,7 @@ class Settings(BaseSettings):
     retention_expired_days: int = Field(default=60, ge=0)
     retention_inactive_days: int = Field(default=30, ge=0)
     retention_events_days: int = Field(default=7, ge=0)
+    retention_questions_days: int = Field(default=90, ge=0)
 
     def production_problems(self, *, telegram_polling: bool = False) -> list[str]:
         """What makes these settings unfit for production (empty when they are fine)."""

@@ -23,7 +23,7 @@ from core.flows import settings as settings_flow
 from core.flows.context import Context
 from core.i18n import DEFAULT_LANGUAGE, Catalogs, negotiate
 from core.knowledge import KnowledgeBase
-from core.messages import Event, Incoming, Reply
+from core.messages import Event, Incoming, Reply, clean_text
 from core.store import dialogue, events, users
 from core.store.db import Database
 from core.store.models import User
@@ -141,7 +141,9 @@ class Conversation:
         """Record an inbound platform event; False when it was handled before (a webhook
         redelivery), so that the adapter drops it."""
         async with self.db.session() as session:
-            return await events.first_time(session, channel, event_id, self.clock.now())
+            return await events.first_time(
+                session, channel, clean_text(event_id)[:64], self.clock.now()
+            )
 
     async def _slow_down(self, incoming: Incoming) -> Reply:
         async with self.db.session() as session:
@@ -162,6 +164,7 @@ class Conversation:
 
     async def handle(self, incoming: Incoming) -> list[Reply]:
         """Answer one thing a resident did."""
+        incoming = incoming.cleaned()
         metrics.MESSAGES_IN.labels(incoming.channel).inc()
         if self.settings.log_messages and incoming.text:
             log.info("message from %s: %s", incoming.channel, privacy.redact(incoming.text).text)

@@ -27,6 +27,9 @@ async def run(db: Database, settings: Settings, clock: Clock) -> dict[str, int]:
             "events": await retention.delete_events_before(
                 session, now - timedelta(days=settings.retention_events_days)
             ),
+            "question_stats": await retention.delete_question_stats_before(
+                session, (now - timedelta(days=settings.retention_questions_days)).date()
+            ),
         }
     log.info("housekeeping deleted %s", counts)
     return counts

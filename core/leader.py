@@ -15,8 +15,9 @@ from core.store.db import Database
 
 log = logging.getLogger(__name__)
 
-#: The advisory lock key of Kigen's leader ("kigenLDR" as a bigint).
-LOCK_KEY = 0x6B6967656E4C4452
+#: The advisory lock is named after the schema, so that two Kigen deployments sharing a
+#: PostgreSQL database in different schemas each have their own leader.
+LOCK_SQL = "SELECT pg_try_advisory_lock(hashtextextended('kigen-leader:' || current_schema(), 0))"
 
 
 class Leadership:
@@ -39,9 +40,7 @@ class Leadership:
         try:
             connection = await self.db.engine.connect()
             await connection.execution_options(isolation_level="AUTOCOMMIT")
-            got = await connection.scalar(
-                text("SELECT pg_try_advisory_lock(:key)"), {"key": LOCK_KEY}
-            )
+            got = await connection.scalar(text(LOCK_SQL))
         except Exception:
             log.warning("could not try the leader lock", exc_info=True)
             return False

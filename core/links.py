@@ -30,10 +30,10 @@ def sign(key: bytes, subject: str, *, now: datetime, lifetime: timedelta = LIFET
 def verify(key: bytes, token: str, *, now: datetime) -> str | None:
     """The subject of a valid, unexpired token; None for anything else."""
     parts = token.split(".")
-    if len(parts) != 3 or not parts[1].isdigit():
+    if len(parts) != 3 or not (parts[1].isascii() and parts[1].isdigit()):
         return None
     message = f"{parts[0]}.{parts[1]}"
-    if not hmac.compare_digest(parts[2], _signature(key, message)):
+    if not hmac.compare_digest(parts[2].encode(), _signature(key, message).encode()):
         return None
     if int(parts[1]) < now.timestamp():
         return None

@@ -7,7 +7,7 @@ gets back with the platform's own widgets.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from enum import StrEnum
 from typing import Any
@@ -19,6 +19,15 @@ class Event(StrEnum):
     FOLLOW = "follow"  #: the resident added the bot (LINE follow, Telegram /start or unblock)
     UNFOLLOW = "unfollow"  #: the resident blocked or removed the bot
     UNSUPPORTED = "unsupported"  #: a sticker, photo, voice message...: something not text
+
+
+def clean_text(value: str) -> str:
+    """Text safe to store and send: lone surrogates (from escaped JSON) become U+FFFD and
+    NUL characters, which PostgreSQL refuses, are removed."""
+    if value.isascii():
+        return value.replace("\x00", "")
+    cleaned = value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return cleaned.replace("\x00", "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +51,15 @@ class Incoming:
     picked_date: date | None = None
     event: Event | None = None
     language_hint: str | None = None
+
+    def cleaned(self) -> Incoming:
+        """The same Incoming with every string made safe by :func:`clean_text`."""
+        changes = {
+            name: clean_text(getattr(self, name))
+            for name in ("user_id", "text", "command", "argument", "choice", "language_hint")
+            if isinstance(getattr(self, name), str)
+        }
+        return replace(self, **changes)
 
     @classmethod
     def from_text(cls, channel: str, user_id: str, text: str, **extra: Any) -> Incoming:

@@ -87,7 +87,7 @@ async def signed_in(db: Database, now: datetime, token: str | None, key: bytes) 
     if subject is None or not subject.startswith("o") or "v" not in subject:
         return None
     operator_id, version = subject[1:].split("v", 1)
-    if not operator_id.isdigit() or not version.isdigit():
+    if not (operator_id + version).isascii() or not operator_id.isdigit() or not version.isdigit():
         return None
     async with db.session() as session:
         operator = await session.get(Operator, int(operator_id))
@@ -108,7 +108,8 @@ async def log_out(db: Database, now: datetime, operator_id: int) -> None:
 async def set_chat(db: Database, operator_name: str, channel: str, user_id: str) -> None:
     """Remember the operator's own chat, for test sends."""
     async with db.session() as session:
-        operator = (
-            await session.execute(select(Operator).where(Operator.name == operator_name))
-        ).scalar_one()
+        result = await session.execute(select(Operator).where(Operator.name == operator_name))
+        operator = result.scalar_one_or_none()
+        if operator is None:
+            raise OperatorError(f"no operator {operator_name}")
         operator.chat_channel, operator.chat_user_id = channel, user_id

@@ -38,7 +38,7 @@ def plan(expiry: Expiry, user: User, now: datetime) -> list[PlannedReminder]:
 
 async def replan(session: AsyncSession, user: User, expiry: Expiry, now: datetime) -> None:
     """Rewrite the pending rows of ``expiry`` (in the caller's transaction)."""
-    if expiry.status == ExpiryStatus.APPLIED:
+    if expiry.status in (ExpiryStatus.APPLIED, ExpiryStatus.STOPPED):
         await outbox.drop_pending_reminders(session, expiry.id)
         return
     await outbox.replace_reminders(
@@ -75,7 +75,7 @@ async def plan_missing(db: Database, now: datetime, *, batch_size: int = 5000) -
             rows = [
                 outbox.reminder_values(user, expiry, item)
                 for expiry, user in batch
-                if user.active and expiry.status != ExpiryStatus.APPLIED
+                if user.active and expiry.status == ExpiryStatus.ACTIVE
                 for item in plan(expiry, user, now)
             ]
             added += await outbox.insert_reminders(session, rows)

@@ -47,6 +47,7 @@ from tests.fakes.telegram import spec_available as telegram_spec_available
 from tests.helpers import dump_tables
 
 NOW = datetime(2026, 11, 25, 10, tzinfo=JST)
+HUGE = "99999999999999999999"  #: an id beyond any database integer
 
 
 def fuzz(max_examples: int = 40):
@@ -260,22 +261,33 @@ async def test_jsonl_valid_looking_requests_always_get_an_answer(roomy):
     await asyncio.to_thread(check)
 
 
-async def test_jsonl_lone_surrogates_and_nul_in_json_escapes(roomy):
-    """``json.loads`` turns ``"\\ud800"`` and ``"\\u0000"`` into str that no database
-    takes: still an answer, not a crash."""
-    for number, line in enumerate(
-        [
-            '{"user": "u1", "text": "\\ud800 hello"}',
-            '{"user": "\\udcff", "text": "hello"}',
-            '{"user": "u1", "choice": "topic:\\udc80"}',
-            '{"user": "u1", "text": "where is \\u0000 my card"}',
-            '{"user": "u\\u0000", "event": "follow"}',
-            '{"user": "u1", "event": "follow", "lang": "\\ud800"}',
-        ],
-        start=1,
-    ):
-        result = await answer_line(roomy.conversation, line, number)
-        check_answer(result, number)
+#: Lines that crashed :func:`answer_line` (with the database that did, where only one did).
+JSONL_CRASHERS = [
+    r'{"user": "u1", "choice": "renew:\u00b2"}',  # "²".isdigit() but int("²") fails
+    r'{"user": "u1", "choice": "del:\u00b2"}',
+    r'{"user": "u1", "choice": "cal:\u00b2"}',
+    r'{"user": "u1", "choice": "snooze:\u00b2"}',
+    r'{"user": "u1", "choice": "stop:\u00b2"}',
+    r'{"user": "u1", "choice": "applied:\u00b2"}',
+    r'{"user": "u1", "choice": "hour:\u00b2"}',
+    r'{"user": "u1", "choice": "renew:99999999999999999999"}',  # beyond SQLite's INTEGER
+    r'{"user": "u1", "choice": "cal:99999999999999999999"}',
+    r'{"user": "u1", "choice": "renew:2147483648"}',  # PostgreSQL: beyond its integer
+    r'{"user": "u1", "text": "\u0000"}',  # PostgreSQL: NUL in question_stats.key
+    r'{"user": "u\u0000", "text": "hello"}',  # PostgreSQL: NUL in users.platform_id
+    r'{"user": "u1", "text": "\ud800 zzz qqq"}',  # a lone surrogate: no database takes it
+    r'{"user": "\udcff", "text": "hello"}',
+    "[" * 5000,  # json.loads raises RecursionError, not JSONDecodeError
+]
+
+
+@pytest.mark.parametrize(
+    "line",
+    JSONL_CRASHERS,
+    ids=lambda line: line if len(line) < 80 else f"{line[:8]}...x{len(line)}",
+)
+async def test_jsonl_lines_that_crashed_it(roomy, line):
+    check_answer(await answer_line(roomy.conversation, line, 7), 7)
 
 
 def jsonl_batch(seed: int = 20261125) -> list[bytes]:
@@ -564,12 +576,58 @@ async def test_telegram_update_shaped_dicts_with_the_secret_never_500(telegram, 
     @given(telegram_updates(telegram))
     def check(update):
         response = httpx.post(
-            url, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": TG_SECRET}, timeout=30
+            url,
+            content=json.dumps(update),  # NaN and Infinity too, which httpx's json= refuses
+            headers={"X-Telegram-Bot-Api-Secret-Token": TG_SECRET},
+            timeout=30,
         )
         no_stack_trace(response)
         assert response.status_code in (200, 400), response.status_code
 
     await asyncio.to_thread(check)
+
+
+#: Webhook requests that got a 500: (secret header, body, the statuses that are right).
+TELEGRAM_CRASHERS = {
+    "non-ASCII secret": (b"\x80", b"{}", {403}),
+    "non-ASCII secret, Latin-1": ("é".encode("latin-1"), b"{}", {403}),
+    "poll is a list": (TG_SECRET.encode(), b'{"update_id": 1, "poll": []}', {200, 400}),
+    "message is a string": (TG_SECRET.encode(), b'{"update_id": 2, "message": "x"}', {200, 400}),
+    "message is a list": (TG_SECRET.encode(), b'{"update_id": 3, "message": []}', {200, 400}),
+    "date beyond year 9999": (
+        TG_SECRET.encode(),
+        b'{"update_id": 4, "message": {"message_id": 1, "date": 1000000000000,'
+        b' "chat": {"id": 4242, "type": "private"}, "text": "hi"}}',
+        {200, 400},
+    ),
+    "JSON nested 5000 deep": (TG_SECRET.encode(), b"[" * 5000, {400}),
+    "date far beyond year 9999": (  # OSError (EOVERFLOW) rather than ValueError
+        TG_SECRET.encode(),
+        b'{"update_id": 6, "message": {"message_id": 1, "date": 67768036191676800,'
+        b' "chat": {"id": 4242, "type": "private"}}}',
+        {200, 400},
+    ),
+    "callback from is a list": (
+        TG_SECRET.encode(),
+        b'{"update_id": 5, "callback_query": {"id": "1", "from": [], "chat_instance": "1"}}',
+        {200, 400},
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(TELEGRAM_CRASHERS))
+async def test_telegram_requests_that_got_a_500(telegram, tg_server, case):
+    secret, body, statuses = TELEGRAM_CRASHERS[case]
+    async with httpx.AsyncClient(timeout=30) as client:
+        response = await client.post(
+            f"{tg_server.url}/telegram/webhook",
+            content=body,
+            headers={"X-Telegram-Bot-Api-Secret-Token": secret},
+        )
+    no_stack_trace(response)
+    assert response.status_code in statuses
+    if 403 in statuses:
+        assert await count(tg_server.kigen.db, User) == 0
 
 
 # -- 3. the LINE webhook ------------------------------------------------------------------------
@@ -650,6 +708,13 @@ async def test_line_bodies_without_a_valid_signature_are_refused(line, line_serv
     await asyncio.to_thread(check)
     assert await count(line_server.kigen.db, User) == 0
     assert line.calls("replyMessage") == [] and line.calls("pushMessage") == []
+
+
+async def test_line_a_signed_body_nested_5000_deep_is_a_400(line, line_server):
+    sender = LineWebhookSender(f"{line_server.url}/line/webhook", LINE_SECRET, fake=line)
+    response = await sender.post([], body_override=b"[" * 5000)
+    no_stack_trace(response)
+    assert response.status_code == 400
 
 
 # -- 4. the operator console --------------------------------------------------------------------
@@ -833,7 +898,7 @@ async def test_console_pages_survive_random_session_cookies(console):
                 st.sampled_from([b"9999999999", b"\xc2\xb2", b"1", b""]),
                 HEADER_VALUES,
             ),
-        ).map(lambda v: v.replace(b";", b"").replace(b",", b"")),
+        ).map(lambda v: header_value(v.replace(b";", b"").replace(b",", b""))),
         st.sampled_from(["/admin/", "/admin/broadcasts", "/admin/broadcasts/1/progress"]),
     )
     def check(cookie, path):
@@ -848,6 +913,89 @@ async def test_console_pages_survive_random_session_cookies(console):
         assert response.status_code == 403
 
     await asyncio.to_thread(check)
+
+
+#: Console requests that got a 500, signed in as "ed" with a valid CSRF token unless the
+#: case says otherwise: (method, path, form fields, the statuses that are right).
+CONSOLE_CRASHERS: dict[str, tuple[str, str, dict[str, str], set[int]]] = {
+    "non-ASCII CSRF token on a form": ("POST", "/admin/broadcasts", {"csrf": "\x80"}, {403}),
+    "audience within 99999999 days": (
+        "POST", "/admin/broadcasts/count", {"expiry_within_days": "99999999"}, {200, 400},
+    ),
+    "audience within ² days": (
+        "POST", "/admin/broadcasts/count", {"expiry_within_days": "²"}, {200, 400},
+    ),
+    "audience within 5000 digits of days": (
+        "POST", "/admin/broadcasts/count", {"expiry_within_days": "9" * 5000}, {200, 400},
+    ),
+    "audience saved after 0001-01-01": (
+        "POST", "/admin/broadcasts/count", {"saved_after": "0001-01-01"}, {200, 400},
+    ),
+    "send at 0001-01-01T00:00": (
+        "POST", "/admin/broadcasts", {"send_at": "0001-01-01T00:00"}, {200, 303, 400},
+    ),
+    "draft within 99999999 days": (  # saved, then its page is a 500 for ever
+        "POST", "/admin/broadcasts", {"expiry_within_days": "99999999"}, {200, 303, 400},
+    ),
+    "NUL in the title": ("POST", "/admin/broadcasts", {"title": "a\x00b"}, {200, 303, 400}),
+    "NUL in the source": ("POST", "/admin/broadcasts", {"source": "a\x00b"}, {200, 303, 400}),
+    "NUL in the link": ("POST", "/admin/broadcasts", {"link": "https://a\x00b"}, {200, 303, 400}),
+    "approve broadcast 10**20": ("POST", f"/admin/broadcasts/{HUGE}/approve", {}, {303, 404}),
+    "cancel broadcast 2**31": ("POST", "/admin/broadcasts/2147483648/cancel", {}, {303, 404}),
+    "page of broadcast 10**20": ("GET", f"/admin/broadcasts/{HUGE}", {}, {404}),
+    "page of broadcast 2**31": ("GET", "/admin/broadcasts/2147483648", {}, {404}),
+    "progress of broadcast 10**20": ("GET", f"/admin/broadcasts/{HUGE}/progress", {}, {404}),
+}  # fmt: skip
+DRAFT = {"title": "Fees", "text_en": "Fees change."}
+
+
+@pytest.mark.parametrize("case", list(CONSOLE_CRASHERS))
+async def test_console_requests_that_got_a_500(console, case):
+    method, path, fields, statuses = CONSOLE_CRASHERS[case]
+    client, token = await asyncio.to_thread(log_in, console.url, "ed")
+    try:
+        if method == "GET":
+            response = await asyncio.to_thread(client.get, path)
+        else:
+            form = {**DRAFT, "csrf": token, **fields}
+            response = await asyncio.to_thread(client.post, path, data=form)
+        no_stack_trace(response)
+        assert response.status_code in statuses
+        if response.status_code == 303:
+            no_stack_trace(await asyncio.to_thread(client.get, response.headers["location"]))
+        if statuses == {403}:
+            assert await count(console.kigen.db, Broadcast) == 0
+    finally:
+        client.close()
+
+
+async def test_console_a_non_ascii_csrf_token_at_login_is_refused(console):
+    async with httpx.AsyncClient(base_url=console.url, timeout=30) as client:
+        await client.get("/admin/login")
+        response = await client.post(
+            "/admin/login", data={"name": "ed", "password": PASSWORD, "csrf": "\x80"}
+        )
+    no_stack_trace(response)
+    assert response.status_code == 403
+
+
+async def test_console_a_nul_in_the_login_name_is_a_failed_login(console):
+    async with httpx.AsyncClient(base_url=console.url, timeout=30) as client:
+        page = await client.get("/admin/login")
+        response = await client.post(
+            "/admin/login",
+            data={"name": "ed\x00", "password": "wrong", "csrf": CSRF.search(page.text).group(1)},
+        )
+    no_stack_trace(response)
+    assert response.headers.get("location") == "/admin/login?failed=1"
+
+
+async def test_console_a_non_ascii_session_cookie_is_a_visitor(console):
+    headers = {"Cookie": b"kigen_session=o1v0.9999999999.\x80"}
+    async with httpx.AsyncClient(base_url=console.url, timeout=30) as client:
+        response = await client.get("/admin/", headers=headers)
+    no_stack_trace(response)
+    assert response.status_code == 303
 
 
 # -- 5. the command line ------------------------------------------------------------------------
@@ -878,19 +1026,89 @@ CLI_TOKENS = st.one_of(
 ).filter(lambda token: token not in BLOCKING and "\x00" not in token)
 
 
+def _flat(pairs) -> list[str]:
+    return [item for pair in pairs for item in pair]
+
+
 def cli_arguments() -> st.SearchStrategy[list[str]]:
+    """Argument lists: well-formed commands with hostile values, command paths followed by
+    random tokens, and random tokens alone."""
+    ids = st.one_of(
+        st.integers(min_value=1, max_value=3).map(str),
+        st.integers(min_value=-(2**70), max_value=2**70).map(str),
+        NUMBERISH.filter(lambda s: len(s) < 100),
+    )
+    names = st.sampled_from(["ed", "boss", "nobody", "", "ed.2"]) | st.text(max_size=20)
+    free = st.sampled_from(CLI_WORDS) | st.text(max_size=30)
+    options = st.lists(
+        st.one_of(
+            st.tuples(st.just("--expiry-within-days"), ids),
+            st.tuples(
+                st.sampled_from(
+                    ["--channel", "--language", "--document", "--link", "--source", "--fallback"]
+                ),
+                free,
+            ),
+        ),
+        max_size=3,
+    ).map(_flat)
+    create = st.builds(
+        lambda name, title, texts, extra: [
+            *("broadcast", "create", "--as", name, "--title", title),
+            *_flat(("--text", text) for text in texts),
+            *extra,
+        ],
+        names,
+        free,
+        st.lists(
+            st.sampled_from(["en=Fees change.", "ja=手数料", "xx=hi", "=x"]) | free, max_size=3
+        ),
+        options,
+    )
+    act = st.builds(
+        lambda command, broadcast_id, name: ["broadcast", command, broadcast_id, "--as", name],
+        st.sampled_from(["approve", "send", "cancel"]),
+        ids,
+        names,
+    )
+    show = st.builds(
+        lambda command, broadcast_id: ["broadcast", command, broadcast_id],
+        st.sampled_from(["preview", "status"]),
+        ids,
+    )
+    operator = st.one_of(
+        st.builds(
+            lambda name, role, password: [
+                *("operator", "add", name, "--role", role, "--password", password)
+            ],
+            names,
+            st.sampled_from(["editor", "approver", "admin", "root"]),
+            st.sampled_from([PASSWORD, "short"]) | st.text(max_size=20),
+        ),
+        st.builds(
+            lambda name, channel, user: ["operator", "set-chat", name, channel, user],
+            names,
+            st.sampled_from(["telegram", "line", "console", "jsonl", "sms"]),
+            free,
+        ),
+    )
     structured = st.builds(
         lambda path, rest: [*path, *rest],
         st.sampled_from(COMMAND_PATHS),
         st.lists(CLI_TOKENS, max_size=8),
     )
     loose = st.lists(CLI_TOKENS, max_size=6)
-    return st.one_of(structured, structured, loose).filter(
-        lambda args: not args or args[0] not in BLOCKING
+    return st.one_of(create, act, show, operator, structured, loose).filter(
+        lambda args: not (set(args) & BLOCKING) and all("\x00" not in a for a in args)
     )
 
 
-def test_the_cli_never_crashes_on_random_arguments(tmp_path, monkeypatch):
+@pytest.fixture
+def cli(tmp_path, monkeypatch):
+    """``invoke(args)``: the ``kigen`` command on a SQLite file of its own, with two
+    operators and a draft, and nothing of the developer's environment."""
+    import sqlite3
+
     from bot.cli import main
 
     for name in list(os.environ):
@@ -898,25 +1116,59 @@ def test_the_cli_never_crashes_on_random_arguments(tmp_path, monkeypatch):
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)  # no .env of the developer's
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
-    monkeypatch.setenv("KIGEN_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}")
+    path = tmp_path / "cli.db"
+    monkeypatch.setenv("KIGEN_DATABASE_URL", f"sqlite+aiosqlite:///{path}")
     runner = CliRunner()
-    # A draft and an operator, so that some arguments reach real rows.
-    setup = [
-        ["operator", "add", "ed", "--role", "editor", "--password", PASSWORD],
-        ["operator", "add", "boss", "--role", "approver", "--password", PASSWORD],
-        ["broadcast", "create", "--as", "ed", "--title", "Fees", "--text", "en=Fees change."],
-    ]
-    for args in setup:
-        result = runner.invoke(main, args, catch_exceptions=True)
-        assert result.exit_code == 0, (args, result.output, result.exception)
 
-    @fuzz(50)
-    @given(cli_arguments())
-    def check(args):
+    def broadcasts() -> int:
+        with sqlite3.connect(path) as connection:
+            return connection.execute("SELECT count(*) FROM broadcasts").fetchone()[0]
+
+    def invoke(args: list[str]):
+        """Run ``kigen *args``; fail on a crash, or on a refused ``broadcast create`` that
+        kept its draft anyway."""
+        before = broadcasts() if path.exists() else 0
         result = runner.invoke(main, args, input="", catch_exceptions=True)
         if result.exception is not None and not isinstance(result.exception, SystemExit):
             trace = "".join(traceback.format_exception(*result.exc_info))
             raise AssertionError(f"kigen {args!r} crashed (exit {result.exit_code}):\n{trace}")
         assert "Traceback" not in result.output
+        if args[:2] == ["broadcast", "create"] and result.exit_code != 0:
+            assert broadcasts() == before, f"kigen {args!r} failed but saved a draft"
+        return result
+
+    for args in (
+        ["operator", "add", "ed", "--role", "editor", "--password", PASSWORD],
+        ["operator", "add", "boss", "--role", "approver", "--password", PASSWORD],
+        ["broadcast", "create", "--as", "ed", "--title", "Fees", "--text", "en=Fees change."],
+    ):
+        assert invoke(args).exit_code == 0, args
+    return invoke
+
+
+def test_the_cli_never_crashes_on_random_arguments(cli):
+    @fuzz(50)
+    @given(cli_arguments())
+    def check(args):
+        cli(args)
 
     check()
+
+
+CLI_CRASHERS = [
+    ["operator", "set-chat", "nobody", "telegram", "1"],
+    ["broadcast", "create", "--as", "ed", "--title", "t", "--text", "en=hi",
+     "--expiry-within-days", "99999999"],
+    ["broadcast", "create", "--as", "ed", "--title", "t", "--text", "en=hi",
+     "--expiry-within-days", HUGE],
+    ["broadcast", "preview", HUGE],
+    ["broadcast", "approve", HUGE, "--as", "boss"],
+    ["broadcast", "send", HUGE, "--as", "ed"],
+    ["broadcast", "cancel", HUGE, "--as", "ed"],
+    ["broadcast", "status", HUGE],
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("args", CLI_CRASHERS, ids=" ".join)
+def test_the_cli_on_arguments_that_crashed_it(cli, args):
+    cli(args)

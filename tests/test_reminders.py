@@ -205,3 +205,16 @@ def test_signed_links_expire_and_refuse_tampering():
     assert links.verify(b"x" * 32, token, now=now) is None
     assert links.verify(key, token.replace("e12", "e13"), now=now) is None
     assert links.verify(key, "../../etc/passwd", now=now) is None
+
+
+async def test_stopped_reminders_stay_stopped_after_the_daily_planning(kigen, chat):
+    from core.reminders import plan_missing
+
+    await save(chat, "residence_card", "2027-03-15")
+    listing = await chat.say("/list")
+    expiry_id = next(c.id.split(":")[1] for c in listing[0].choices if c.id.startswith("del:"))
+    await chat.press_unoffered(f"stop:{expiry_id}")
+    assert await plan_missing(kigen.db, kigen.clock.now()) == 0
+    sender = RecordingSender()
+    assert await deliver_on(kigen, sender, datetime(2026, 12, 15, 9, tzinfo=JST)) == []
+    assert "no reminders" in (await chat.say("/list"))[0].text

@@ -20,6 +20,7 @@ from core import broadcast, knowledge_check, operators
 from core.app import Kigen
 from core.broadcast import Audience, BroadcastError
 from core.i18n import LANGUAGES
+from core.messages import clean_text
 from core.notices import BROADCAST_FOOTER, broadcast_reply
 from core.schedule import DocumentKind
 from core.store import audit, stats, users
@@ -29,6 +30,7 @@ from core.store.models import Broadcast, Operator
 TEMPLATES = Jinja2Templates(directory=Path(__file__).with_name("templates"))
 JST = ZoneInfo("Asia/Tokyo")
 CHANNELS = ("line", "telegram", "console", "jsonl")
+MAX_ID = 2**31
 
 
 def create_router(kigen: Kigen) -> APIRouter:
@@ -73,7 +75,7 @@ def create_router(kigen: Kigen) -> APIRouter:
         operator = await who(request)
         form = dict(await request.form())
         token = request.cookies.get(security.SESSION_COOKIE)
-        if operator is None or not security.csrf_valid(key, token, str(form.get("csrf", ""))):
+        if operator is None or not security.csrf_valid(key, token, _field(form, "csrf")):
             return None, form
         return operator, form
 
@@ -104,14 +106,14 @@ def create_router(kigen: Kigen) -> APIRouter:
     async def login(request: Request) -> Response:
         form = await request.form()
         if not security.csrf_valid(
-            key, request.cookies.get(security.LOGIN_COOKIE), str(form.get("csrf", ""))
+            key, request.cookies.get(security.LOGIN_COOKIE), _field(form, "csrf")
         ):
             return refused()
         token = await operators.log_in(
             kigen.db,
             kigen.clock.now(),
-            str(form.get("name", ""))[:64],
-            str(form.get("password", ""))[:1024],
+            _field(form, "name")[:64],
+            _field(form, "password")[:1024],
             key,
         )
         if token is None:
@@ -192,23 +194,25 @@ def create_router(kigen: Kigen) -> APIRouter:
         }
 
     def draft_from(form: dict[str, Any]) -> dict[str, Any]:
-        texts = {code: str(form.get(f"text_{code}", "")) for code in kigen.catalogs.supported}
-        days = str(form.get("expiry_within_days", "")).strip()
+        texts = {code: _field(form, f"text_{code}") for code in kigen.catalogs.supported}
+        days = _field(form, "expiry_within_days").strip()
         audience = Audience(
             channels=tuple(c for c in CHANNELS if form.get(f"channel_{c}")),
             languages=tuple(c for c in kigen.catalogs.supported if form.get(f"lang_{c}")),
             document_kinds=tuple(k.value for k in DocumentKind if form.get(f"kind_{k.value}")),
-            expiry_within_days=int(days) if days.isdigit() else None,
+            expiry_within_days=int(days)
+            if days.isascii() and days.isdigit() and len(days) <= 4
+            else None,
             saved_after=_iso_date(form.get("saved_after")),
             saved_before=_iso_date(form.get("saved_before")),
         )
         send_at = _local_time(form.get("send_at"))
         return {
-            "title": str(form.get("title", ""))[:200],
+            "title": _field(form, "title")[:200],
             "texts": texts,
-            "fallback": str(form.get("fallback", "english")),
-            "link": str(form.get("link", "")).strip() or None,
-            "source": str(form.get("source", "")).strip()[:500] or None,
+            "fallback": _field(form, "fallback") or "english",
+            "link": _field(form, "link").strip() or None,
+            "source": _field(form, "source").strip()[:500] or None,
             "audience": audience,
             "send_at": send_at,
         }
@@ -259,6 +263,8 @@ def create_router(kigen: Kigen) -> APIRouter:
         operator = await who(request)
         if operator is None:
             return to_login()
+        if not 0 < broadcast_id < MAX_ID:
+            return Response("No such broadcast.\n", status_code=404, media_type="text/plain")
         async with kigen.db.session() as session:
             item = await session.get(Broadcast, broadcast_id)
             if item is None:
@@ -285,6 +291,8 @@ def create_router(kigen: Kigen) -> APIRouter:
     async def broadcast_progress(request: Request, broadcast_id: int) -> Response:
         if await who(request) is None:
             return refused()
+        if not 0 < broadcast_id < MAX_ID:
+            return JSONResponse({"error": "no such broadcast"}, status_code=404)
         async with kigen.db.session() as session:
             item = await session.get(Broadcast, broadcast_id)
             if item is None:
@@ -297,6 +305,8 @@ def create_router(kigen: Kigen) -> APIRouter:
         operator, _form = await checked_form(request)
         if operator is None:
             return refused()
+        if not 0 < broadcast_id < MAX_ID:
+            return Response(status_code=404)
         now = kigen.clock.now()
         try:
             if action == "approve":
@@ -368,18 +378,26 @@ def create_router(kigen: Kigen) -> APIRouter:
     return router
 
 
+def _field(form: dict[str, Any], name: str) -> str:
+    """A form field as clean text ("" when missing or not text)."""
+    value = form.get(name, "")
+    return clean_text(value) if isinstance(value, str) else ""
+
+
 def _iso_date(value: Any) -> str | None:
     try:
-        return date.fromisoformat(str(value)).isoformat() if value else None
+        day = date.fromisoformat(str(value)) if value else None
     except ValueError:
         return None
+    return day.isoformat() if day and 2000 <= day.year <= 2100 else None
 
 
 def _local_time(value: Any) -> datetime | None:
     try:
-        return datetime.fromisoformat(str(value)).replace(tzinfo=JST) if value else None
+        moment = datetime.fromisoformat(str(value)) if value else None
     except ValueError:
         return None
+    return moment.replace(tzinfo=JST) if moment and 2000 <= moment.year <= 2100 else None
 
 
 def _quote(text: str) -> str:

@@ -43,7 +43,7 @@ def csrf_token(key: bytes, anchor: str) -> str:
 def csrf_valid(key: bytes, anchor: str | None, given: str | None) -> bool:
     if not anchor or not given:
         return False
-    return hmac.compare_digest(csrf_token(key, anchor), given)
+    return hmac.compare_digest(csrf_token(key, anchor).encode(), given.encode())
 
 
 def new_login_anchor() -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from core.flows import help as help_flow
 from core.flows.context import Context
 from core.i18n import N_
@@ -10,6 +12,7 @@ from core.messages import Choice, Reply
 from core.smalltalk import classify
 from core.store import stats
 
+_DIGITS = re.compile(r"\d+")
 _TOPICS = {
     "specified_card": N_("Specified card"),
     "residence": N_("Residence and visa"),
@@ -69,7 +72,8 @@ async def ask(ctx: Context, question: str) -> list[Reply]:
     if match.verdict == Verdict.ANSWER:
         await stats.count_question(ctx.session, ctx.today, "answered", match.candidates[0][0])
         return await answer(ctx, match.candidates[0][0])
-    asked = " ".join(question.split())[:200]
+    # Counted for operators without a single digit: no number a resident typed is kept.
+    asked = _DIGITS.sub("#", " ".join(question.split()))[:200]
     if match.verdict == Verdict.CLARIFY:
         await stats.count_question(ctx.session, ctx.today, "clarified", asked)
         entry_ids = [entry_id for entry_id, _score in match.candidates]

@@ -17,10 +17,14 @@ async def notice(ctx: Context) -> list[Reply]:
         "and, if you agree, the type and expiry date of the documents you want reminders "
         "for. I do not store your messages, and I never need your name, address, My Number "
         "or card number. Only the operator of this service can see the stored data, to send "
-        "reminders and updates. A date is deleted 60 days after it has passed. /mydata shows "
-        "everything I store; /forget deletes it all."
+        "reminders and updates. A date is deleted {days} days after it has passed. /mydata "
+        "shows everything I store; /forget deletes it all."
+    ).format(days=ctx.settings.retention_expired_days)
+    statistics = _(
+        "Questions I could not answer are counted for the operator without your user id and "
+        "without any numbers, to improve my answers."
     )
-    return [ctx.reply(text, "privacy:notice")]
+    return [ctx.reply(f"{text}\n\n{statistics}", "privacy:notice")]
 
 
 async def export(ctx: Context) -> list[Reply]:

@@ -194,6 +194,8 @@ async def show_list(ctx: Context) -> list[Reply]:
         pending = await outbox.pending_reminders(ctx.session, expiry.id)
         if expiry.status == ExpiryStatus.APPLIED:
             line += " — " + _("application pending, reminders paused")
+        elif expiry.status == ExpiryStatus.STOPPED:
+            line += " — " + _("no reminders")
         elif pending:
             line += " — " + _("next reminder {date}").format(
                 date=ctx.t.format_date(_local_day(ctx, pending[0].due_at))
@@ -207,7 +209,7 @@ async def show_list(ctx: Context) -> list[Reply]:
 
 
 async def _owned(ctx: Context, value: str) -> Expiry | None:
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()) or len(value) > 9:
         return None
     return await expiries.get_expiry(ctx.session, ctx.user.id, int(value))
 
@@ -280,6 +282,7 @@ async def stop(ctx: Context, value: str) -> list[Reply]:
     expiry = await _owned(ctx, value)
     if expiry is None:
         return [ctx.reply(_("That button is no longer valid."), "error:choice")]
+    expiry.status = ExpiryStatus.STOPPED
     await outbox.drop_pending_reminders(ctx.session, expiry.id)
     text = _(
         "I will send no more reminders for your {document}. The date stays in /list until "
@@ -338,7 +341,9 @@ async def calendar_file(ctx: Context, value: str) -> list[Reply]:
     content = expiry_calendar(expiry, ctx.t, now=ctx.now)
     url = None
     if ctx.settings.public_url:
-        token = links.sign(ctx.settings.signing_key, f"e{expiry.id}", now=ctx.now)
+        # The subject names the saved date itself, not just a row id that could be reused.
+        subject = f"e{expiry.id}x{int(expiry.created_at.timestamp())}"
+        token = links.sign(ctx.settings.signing_key, subject, now=ctx.now)
         url = f"{ctx.settings.public_url.rstrip('/')}/calendar/{token}.ics"
     document = Document(f"kigen-{expiry.kind}.ics", "text/calendar", content, url=url)
     text = _(

@@ -50,7 +50,7 @@ async def ask_hour(ctx: Context) -> list[Reply]:
 
 
 async def set_hour(ctx: Context, value: str) -> list[Reply]:
-    if not value.isdigit() or not EARLIEST_HOUR <= int(value) <= LATEST_HOUR:
+    if not (value.isascii() and value.isdigit()) or not EARLIEST_HOUR <= int(value) <= LATEST_HOUR:
         return await ask_hour(ctx)
     ctx.user.reminder_hour = int(value)
     await reminders.replan_all(ctx.session, ctx.user, ctx.now)

@@ -32,7 +32,10 @@ class Database:
         self.url = url
         self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
         connect_args = {"timeout": 30} if self.is_sqlite else {}
-        self.engine: AsyncEngine = create_async_engine(url, echo=echo, connect_args=connect_args)
+        # hide_parameters: a logged database error must not carry residents' data.
+        self.engine: AsyncEngine = create_async_engine(
+            url, echo=echo, connect_args=connect_args, hide_parameters=True
+        )
         if self.is_sqlite:
             _serialise_sqlite_writers(self.engine)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)

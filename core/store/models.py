@@ -34,6 +34,7 @@ class User(SQLModel, table=True):
 class ExpiryStatus(StrEnum):
     ACTIVE = "active"
     APPLIED = "applied"  #: an application is pending: the ladder is paused
+    STOPPED = "stopped"  #: the resident asked for no more reminders for this date
 
 
 class Expiry(SQLModel, table=True):

@@ -7,7 +7,7 @@ from datetime import date, datetime
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.store.models import Expiry, OutboxMessage, ProcessedEvent, User
+from core.store.models import Expiry, OutboxMessage, ProcessedEvent, QuestionStat, User
 from core.store.users import delete_user
 
 
@@ -32,4 +32,9 @@ async def delete_users_inactive_since(session: AsyncSession, moment: datetime) -
 
 async def delete_events_before(session: AsyncSession, moment: datetime) -> int:
     result = await session.execute(delete(ProcessedEvent).where(ProcessedEvent.created_at < moment))
+    return result.rowcount or 0
+
+
+async def delete_question_stats_before(session: AsyncSession, day: date) -> int:
+    result = await session.execute(delete(QuestionStat).where(QuestionStat.day < day))
     return result.rowcount or 0
