@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import date
 from typing import Any
 
@@ -88,3 +89,13 @@ async def due_reminders(kigen: Kigen, channel: str, platform_ids, expires_on: da
         for expiry in (await session.execute(select(Expiry))).scalars():
             user = await session.get(User, expiry.user_id)
             await reminders.replan(session, user, expiry, now)
+
+
+def wait_for(condition, timeout: float, interval: float = 0.05) -> bool:  # type: ignore[no-untyped-def]
+    """Poll ``condition`` until it holds (True) or ``timeout`` seconds pass (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(interval)
+    return False

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -18,6 +17,7 @@ from core.store import expiries, users
 from core.store.db import Database
 from core.store.models import OutboxMessage
 from tests.fakes.line import FakeLine, spec_available
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.skipif(not spec_available(), reason="../shared/specs/line/ not found")
 
@@ -67,15 +67,6 @@ def start(database_url: str, line: FakeLine) -> subprocess.Popen:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-
-
-def wait_for(condition, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 async def test_sigkill_mid_delivery_loses_nothing_and_doubles_nothing(database_url):

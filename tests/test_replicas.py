@@ -23,6 +23,7 @@ from tests.fakes.line import FakeLine
 from tests.fakes.line import spec_available as line_spec
 from tests.fakes.telegram import FakeTelegram
 from tests.fakes.telegram import spec_available as telegram_spec
+from tests.helpers import wait_for
 
 LINE_REMINDERS, TELEGRAM_REMINDERS, BROADCAST = 18_000, 2_000, 50_000
 TELEGRAM_CAP = 300  # what the fake allows per second; each replica is configured below it
@@ -146,15 +147,6 @@ def healthy(port: int) -> dict | None:
         return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).json()
     except httpx.HTTPError:
         return None
-
-
-def wait_for(condition, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.2)
-    return False
 
 
 def free_port() -> int:
