@@ -27,7 +27,7 @@ from core.messages import Event, Incoming, Reply, clean_text
 from core.store import dialogue, events, users
 from core.store.db import Database
 from core.store.models import User
-from core.textnorm import normalise
+from core.textnorm import is_unspaced, normalise
 
 log = logging.getLogger(__name__)
 
@@ -222,9 +222,14 @@ class Conversation:
                 candidate = detection.language
                 if hint in supported and hint != candidate and detection.confidence < 0.1:
                     candidate = hint
-                long_enough = len(normalise(incoming.text)) >= SWITCH_MIN_LENGTH
+                # An ideograph or kana says about as much as three Latin letters.
+                weight = sum(3 if is_unspaced(c) else 1 for c in normalise(incoming.text))
+                long_enough = weight >= SWITCH_MIN_LENGTH
                 confident = detection.confidence >= SWITCH_CONFIDENCE and long_enough
-                if language is None or confident:
+                # A word or two in Latin letters ("hi", "ok") says little about a language;
+                # a script of its own (kana, Hangul, Thai...) says it at once.
+                telling = long_enough or detection.confidence >= 1.0
+                if (language is None and telling) or confident:
                     language = candidate
         language = language or (hint if hint in supported else None) or DEFAULT_LANGUAGE
         user.language = language

@@ -101,8 +101,10 @@ class LanguageDetector:
         grams = _ngrams(normalise(text, keep_accents=True))
         scores = sorted(((self._score(lang, grams), lang) for lang in candidates), reverse=True)
         (best, language), (second, _) = scores[0], scores[1]
+        if script == "kana":
+            return Detection(language, 1.0)  # kana alone is Japanese; the model picks the register
         margin = (best - second) / max(len(grams), 1)
-        return Detection(language, min(1.0, margin * 4))
+        return Detection(language, min(0.99, margin * 4))  # 1.0 is kept for a script of its own
 
     def _score(self, language: str, grams: list[str]) -> float:
         table, unseen = self._log_probs[language], self._unseen[language]

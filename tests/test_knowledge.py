@@ -159,3 +159,9 @@ async def test_unanswered_questions_are_counted_redacted(chat, kigen):
             .all()
         )
     assert keys and all("1234" not in key for key in keys)
+
+
+async def test_a_word_or_two_does_not_pick_a_language_but_kana_does(kigen):
+    for user, text, language in (("h1", "hi", "en"), ("h2", "ok", "en"), ("h3", "こんにちは", "ja-easy")):
+        replies = await Chat(kigen.conversation, user=user).say(text)
+        assert replies[0].language.startswith(language[:2]), (text, replies[0].language)
