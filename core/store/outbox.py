@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.store import sql
@@ -275,10 +275,3 @@ async def resolve_interrupted(
         .execution_options(synchronize_session=False)
     )
     return (requeued.rowcount or 0) + (failed.rowcount or 0)
-
-
-async def count_by_status(session: AsyncSession) -> dict[str, int]:
-    result = await session.execute(
-        select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)
-    )
-    return {status: count for status, count in result.all()}
