@@ -3,6 +3,7 @@ in webhook and in polling mode, and the outbox sender under Telegram's limits.""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import datetime, timedelta
 
@@ -209,14 +210,42 @@ async def test_a_sticker_gets_a_polite_answer(telegram, server):
     assert "only read text" in telegram.sent_texts(CHAT)[0]
 
 
-async def test_polling_mode_serves_a_resident(telegram, tg_settings):
+async def test_a_whole_journey_by_long_polling(telegram, tg_settings):
     app = KigenServer(tg_settings, port=0, telegram_polling=True)
     await app.start()
+
+    async def send(update: dict) -> list[dict]:
+        before = len(telegram.sent_messages(CHAT))
+        telegram.push_update(update)
+        await telegram.wait_for_calls("sendMessage", before + 1, timeout=10)
+        await asyncio.sleep(0.2)  # a reply may come in more than one message
+        return telegram.sent_messages(CHAT)[before:]
+
+    async def press(data: str) -> list[dict]:
+        message = next(m for m in reversed(telegram.sent_messages(CHAT)) if data in buttons(m))
+        return await send(telegram.make_callback_update(CHAT, data, message["message_id"]))
+
     try:
-        telegram.push_update(telegram.make_command_update(CHAT, "start", language_code="ja"))
-        await telegram.wait_for_calls("sendMessage", 1, timeout=10)
+        (greeting,) = await send(telegram.make_command_update(CHAT, "start", language_code="ja"))
         assert telegram.calls("deleteWebhook")
-        assert "lang:en" in buttons(telegram.sent_messages(CHAT)[0])
+        assert "lang:en" in buttons(greeting)
+        assert (await press("lang:en"))[0]["text"] == "I will write to you in English."
+        (answer,) = await send(
+            telegram.make_message_update(CHAT, "Do I have to carry my residence card?")
+        )
+        assert "16" in answer["text"]
+        await send(telegram.make_command_update(CHAT, "remind"))
+        await press("kind:my_number_card")
+        await press("consent:yes")
+        (confirm,) = await send(telegram.make_message_update(CHAT, "2027-06-30"))
+        assert "June 30, 2027" in confirm["text"]
+        assert (await press("confirm:yes"))[0]["text"].startswith("Saved:")
+        (listing,) = await send(telegram.make_command_update(CHAT, "list"))
+        await press(next(b for b in buttons(listing) if b.startswith("renew:")))
+        (renewed,) = await send(telegram.make_message_update(CHAT, "2030-06-30"))
+        assert "June 30, 2030" in renewed["text"]
+        await send(telegram.make_command_update(CHAT, "forget"))
+        assert (await press("forget:yes"))[0]["text"].startswith("Done")
     finally:
         await app.stop()
 
