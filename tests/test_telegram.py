@@ -218,8 +218,11 @@ async def test_a_whole_journey_by_long_polling(telegram, tg_settings):
         before = len(telegram.sent_messages(CHAT))
         telegram.push_update(update)
         await telegram.wait_for_calls("sendMessage", before + 1, timeout=10)
-        await asyncio.sleep(0.2)  # a reply may come in more than one message
-        return telegram.sent_messages(CHAT)[before:]
+        while True:  # a reply may come in more than one message: wait until they stop
+            count = len(telegram.sent_messages(CHAT))
+            await asyncio.sleep(0.4)
+            if len(telegram.sent_messages(CHAT)) == count:
+                return telegram.sent_messages(CHAT)[before:]
 
     async def press(data: str) -> list[dict]:
         message = next(m for m in reversed(telegram.sent_messages(CHAT)) if data in buttons(m))
