@@ -55,7 +55,6 @@ SCRIPT = Path(__file__).resolve()
 THREE_YEARS = 3 * 365 * 24 * 3600
 OVERDUE_EVERY = 100  #: 1% of the reminders fell due while the process was down
 STEPS_PER_LADDER = 6  #: window, month, two weeks, week, day, after
-KINDS = ["residence_card", "my_number_card", "e_certificate", "residence_card_pr"]
 LISTEN_SECONDS = 3.0
 MAX_LISTEN_SECONDS = 30.0
 DEFAULT_RATE_SAMPLE = 300
@@ -234,52 +233,8 @@ def kigen_url(folder: Path) -> str:
     return f"sqlite+aiosqlite:///{folder / 'kigen.db'}"
 
 
-async def seed(kigen, count: int, batch: int = 20_000) -> None:  # type: ignore[no-untyped-def]
-    """``count`` residents with one expiry each; every step of their ladders falls within
-    the next 3 years."""
-    from sqlalchemy import insert
-
-    from core.store.models import Expiry, User
-
-    rng = random.Random(7)
-    now = datetime.now(UTC)
-    first_expiry = date.today() + timedelta(days=100)
-    async with kigen.db.engine.begin() as connection:
-        for first in range(0, count, batch):
-            size = min(batch, count - first)
-            await connection.execute(
-                insert(User.__table__),
-                [
-                    {
-                        "channel": "line",
-                        "platform_id": f"U{first + i:032x}",
-                        "language": "en",
-                        "language_chosen": True,
-                        "consent_at": now,
-                        "active": True,
-                        "reminder_hour": 9,
-                        "timezone": "Asia/Tokyo",
-                        "created_at": now,
-                    }
-                    for i in range(size)
-                ],
-            )
-            await connection.execute(
-                insert(Expiry.__table__),
-                [
-                    {
-                        "user_id": first + i + 1,
-                        "kind": KINDS[(first + i) % len(KINDS)],
-                        "expires_on": first_expiry + timedelta(days=rng.randrange(990)),
-                        "status": "active",
-                        "created_at": now,
-                    }
-                    for i in range(size)
-                ],
-            )
-
-
 def kigen_setup(folder: Path, count: int) -> dict[str, object]:
+    from reminders import seed  # bench/reminders.py: residents and expiries in bulk
     from sqlalchemy import delete, func, select, update
 
     from core import reminders
@@ -290,7 +245,13 @@ def kigen_setup(folder: Path, count: int) -> dict[str, object]:
     async def main() -> dict[str, object]:
         started = time.perf_counter()
         kigen = await build(Settings(_env_file=None, database_url=kigen_url(folder)))
-        await seed(kigen, math.ceil(count / STEPS_PER_LADDER))
+        await seed(
+            kigen,
+            math.ceil(count / STEPS_PER_LADDER),
+            now=datetime.now(UTC),
+            first_expiry=date.today() + timedelta(days=100),
+            days=990,
+        )
         seeded = time.perf_counter() - started
         started = time.perf_counter()
         planned = await reminders.plan_missing(kigen.db, datetime.now(UTC))

@@ -45,8 +45,16 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-async def seed(kigen, count: int, batch: int = 20_000) -> None:
-    """``count`` residents with one expiry each, spread over the next 3 years."""
+async def seed(
+    kigen,  # type: ignore[no-untyped-def]
+    count: int,
+    *,
+    now: datetime = START,
+    first_expiry: date = date(2027, 3, 1),
+    days: int = 1000,
+    batch: int = 20_000,
+) -> None:
+    """``count`` residents with one expiry each, spread over ``days`` from ``first_expiry``."""
     rng = random.Random(7)
     async with kigen.db.engine.begin() as connection:
         for first in range(0, count, batch):
@@ -59,11 +67,11 @@ async def seed(kigen, count: int, batch: int = 20_000) -> None:
                         "platform_id": f"U{first + i:032d}",
                         "language": "en",
                         "language_chosen": True,
-                        "consent_at": START,
+                        "consent_at": now,
                         "active": True,
                         "reminder_hour": 9,
                         "timezone": "Asia/Tokyo",
-                        "created_at": START,
+                        "created_at": now,
                     }
                     for i in range(size)
                 ],
@@ -74,9 +82,9 @@ async def seed(kigen, count: int, batch: int = 20_000) -> None:
                     {
                         "user_id": first + i + 1,
                         "kind": KINDS[(first + i) % len(KINDS)],
-                        "expires_on": date(2027, 3, 1) + timedelta(days=rng.randrange(1000)),
+                        "expires_on": first_expiry + timedelta(days=rng.randrange(days)),
                         "status": "active",
-                        "created_at": START,
+                        "created_at": now,
                     }
                     for i in range(size)
                 ],
