@@ -58,6 +58,7 @@ from core.flows.reminders import DATE_PICKER_LABEL
 from core.i18n import Catalogs
 from core.messages import Choice, Event, Incoming, Reply, split_text
 from core.outbox import Outcome, SendResult
+from core.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -326,15 +327,18 @@ class LineBridge:
 
 class LineSender:
     """Pushes outbox messages. The retry key makes a repeat after a crash harmless
-    (LINE answers 409, which counts as sent)."""
+    (LINE answers 409, which counts as sent). Calls are paced below LINE's rate limits
+    (push 2,000 and multicast 200 requests per second per channel by default)."""
 
     channel = CHANNEL
     idempotent = True
     max_recipients = 500  # a multicast call
 
-    def __init__(self, api: AsyncMessagingApi, renderer: Renderer) -> None:
+    def __init__(self, api: AsyncMessagingApi, renderer: Renderer, settings: Settings) -> None:
         self.api = api
         self.renderer = renderer
+        self.push_limiter = RateLimiter(settings.line_push_rate)
+        self.multicast_limiter = RateLimiter(settings.line_multicast_rate)
 
     async def send(
         self, recipients: Sequence[str], replies: Sequence[Reply], *, key: str
@@ -343,12 +347,14 @@ class LineSender:
         messages = self.renderer.messages(replies)[:MAX_MESSAGES_PER_CALL]
         try:
             if len(recipients) == 1:
+                await self.push_limiter.acquire()
                 await self.api.push_message(
                     PushMessageRequest(to=recipients[0], messages=messages),
                     x_line_retry_key=retry_key(key),
                     _request_timeout=REQUEST_TIMEOUT,
                 )
             else:
+                await self.multicast_limiter.acquire()
                 await self.api.multicast(
                     MulticastRequest(to=list(recipients), messages=messages),
                     x_line_retry_key=retry_key(key),

@@ -91,7 +91,7 @@ class KigenServer:
                 self.settings.line_channel_secret.get_secret_value(),
                 rich_menus=await rich_menu_ids(api),
             )
-            senders[LINE] = LineSender(api, renderer)
+            senders[LINE] = LineSender(api, renderer, self.settings)
         self.leadership = Leadership(kigen.db)
         stack.push_async_callback(self.leadership.release)
         secret = self.settings.telegram_webhook_secret
@@ -109,7 +109,7 @@ class KigenServer:
             kigen.clock,
             lease=timedelta(seconds=self.settings.claim_lease_seconds),
             leadership=self.leadership,
-            leader_only=frozenset({"telegram"}),
+            leader_only=frozenset({"telegram", "line"}),
         )
         scheduler = start_scheduler(kigen, self.delivery, self.leadership)
         stack.callback(scheduler.shutdown, wait=False)

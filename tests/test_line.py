@@ -211,7 +211,9 @@ async def test_reminders_are_pushed_once_with_a_retry_key(line, kigen, clock):
     async with AsyncApiClient(
         Configuration(host=line.base_url, access_token=line.access_token)
     ) as client:
-        sender = LineSender(AsyncMessagingApi(client), Renderer(kigen.catalogs, clock))
+        sender = LineSender(
+            AsyncMessagingApi(client), Renderer(kigen.catalogs, clock), kigen.settings
+        )
         delivery = Delivery(kigen.db, {"line": sender}, kigen.notices, clock)
         clock.move_to(datetime(2026, 12, 15, 9, 0, tzinfo=JST))
         for _ in range(6):
@@ -238,7 +240,9 @@ async def test_a_refused_push_is_a_permanent_failure_with_the_reason(line, kigen
     async with AsyncApiClient(
         Configuration(host=line.base_url, access_token=line.access_token)
     ) as client:
-        sender = LineSender(AsyncMessagingApi(client), Renderer(kigen.catalogs, clock))
+        sender = LineSender(
+            AsyncMessagingApi(client), Renderer(kigen.catalogs, clock), kigen.settings
+        )
         clock.move_to(datetime(2026, 12, 15, 9, 0, tzinfo=JST))
         await Delivery(kigen.db, {"line": sender}, kigen.notices, clock).run_once()
     async with kigen.db.session() as session:
@@ -296,7 +300,9 @@ async def test_a_10000_resident_broadcast_goes_out_in_20_multicasts_once_each(li
     async with AsyncApiClient(
         Configuration(host=line.base_url, access_token=line.access_token)
     ) as client:
-        sender = LineSender(AsyncMessagingApi(client), Renderer(kigen.catalogs, clock))
+        sender = LineSender(
+            AsyncMessagingApi(client), Renderer(kigen.catalogs, clock), kigen.settings
+        )
         # A worker sends the first batch, LINE accepts it, and the worker dies before recording it.
         async with kigen.db.session() as session:
             (first,) = await outbox.claim_due(
@@ -331,3 +337,28 @@ async def test_a_10000_resident_broadcast_goes_out_in_20_multicasts_once_each(li
 
         assert (await progress(session, broadcast_id))["sent"] == 10_000
         assert (await session.get(Broadcast, broadcast_id)).status == "done"
+
+
+async def test_multicasts_are_paced_below_the_configured_rate(line, kigen, clock):
+    """Six multicasts at 2 per second: never more than one interval's worth in a second
+    (unpaced, all six would leave at once)."""
+    from core import broadcast
+    from tests.test_broadcast import residents
+
+    await residents(kigen, [(f"U{n:032x}", "line", "en", True, None) for n in range(3_000)])
+    broadcast_id = await broadcast.create(
+        kigen.db, clock.now(), "ed", title="Fees", texts={"en": "Fees change."}
+    )
+    await broadcast.approve(
+        kigen.db, clock.now(), broadcast_id, "boss", "admin", two_person=False
+    )
+    await broadcast.start(kigen.db, clock.now(), broadcast_id, "boss")
+    await broadcast.materialise(kigen.db, clock.now())
+    paced = kigen.settings.model_copy(update={"line_multicast_rate": 2.0})
+    async with AsyncApiClient(
+        Configuration(host=line.base_url, access_token=line.access_token)
+    ) as client:
+        sender = LineSender(AsyncMessagingApi(client), Renderer(kigen.catalogs, clock), paced)
+        await Delivery(kigen.db, {"line": sender}, kigen.notices, clock).run_once()
+    assert len([r for r in line.multicasts() if r.accepted]) == 6
+    assert line.max_rate_observed("multicast") <= 3
