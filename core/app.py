@@ -26,7 +26,11 @@ class Kigen:
     clock: Clock
 
     async def close(self) -> None:
-        await self.db.dispose()
+        """Write what is kept in memory, then close the database."""
+        try:
+            await self.conversation.tally.flush(self.db)
+        finally:
+            await self.db.dispose()
 
 
 async def build(settings: Settings | None = None, clock: Clock | None = None) -> Kigen:

@@ -11,6 +11,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import date
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from core import metrics, privacy
 from core import reminders as reminders_plan
 from core.clock import Clock
@@ -24,7 +26,8 @@ from core.flows.context import Context
 from core.i18n import DEFAULT_LANGUAGE, Catalogs, negotiate
 from core.knowledge import KnowledgeBase
 from core.messages import Event, Incoming, Reply, clean_text
-from core.store import dialogue, events, users
+from core.question_tally import QuestionTally
+from core.store import events, users
 from core.store.db import Database
 from core.store.models import User
 from core.textnorm import is_unspaced, normalise
@@ -136,23 +139,18 @@ class Conversation:
         self.settings = settings
         self.clock = clock
         self.flood = FloodGuard(settings.flood_limit_per_minute, 60.0)
+        self.tally = QuestionTally()
 
     async def first_time(self, channel: str, event_id: str) -> bool:
         """Record an inbound platform event; False when it was handled before (a webhook
         redelivery), so that the adapter drops it."""
         async with self.db.session() as session:
-            return await events.first_time(
-                session, channel, clean_text(event_id)[:64], self.clock.now()
-            )
+            return await self._first_time(session, channel, event_id)
 
-    async def _slow_down(self, incoming: Incoming) -> Reply:
-        async with self.db.session() as session:
-            user = await users.get_user(session, incoming.channel, incoming.user_id)
-        t = self.catalogs.translator(user.language if user and user.language else "en")
-        text = t.gettext(
-            "You are sending messages very quickly. Please wait a minute, then try again."
+    async def _first_time(self, session: AsyncSession, channel: str, event_id: str) -> bool:
+        return await events.first_time(
+            session, channel, clean_text(event_id)[:64], self.clock.now()
         )
-        return Reply(text=text, intent="error:flood", language=t.code)
 
     async def error_reply(self, channel: str, user_id: str) -> Reply:
         """What to tell a resident when handling their message failed on Kigen's side."""
@@ -162,52 +160,71 @@ class Conversation:
         text = t.gettext("Sorry, something went wrong on my side. Please try again in a moment.")
         return Reply(text=text, intent="error:internal", language=t.code)
 
-    async def handle(self, incoming: Incoming) -> list[Reply]:
-        """Answer one thing a resident did."""
+    async def handle(self, incoming: Incoming, *, event_id: str | None = None) -> list[Reply]:
+        """Answer one thing a resident did. With the platform's ``event_id``, a repeat of an
+        event already handled gets no answer (a webhook redelivery)."""
         incoming = incoming.cleaned()
         metrics.MESSAGES_IN.labels(incoming.channel).inc()
         if self.settings.log_messages and incoming.text:
             log.info("message from %s: %s", incoming.channel, privacy.redact(incoming.text).text)
-        replies = await self._handle(incoming)
+        flood = "ok"
+        if incoming.event is None:
+            flood = self.flood.check(f"{incoming.channel}:{incoming.user_id}")
+            if flood == "drop":
+                return []
+        async with self.db.session() as session:
+            if event_id and not await self._first_time(session, incoming.channel, event_id):
+                return []
+            replies = await self._handle(session, incoming, slow_down=flood == "warn")
         for reply in replies:
             metrics.REPLIES.labels(incoming.channel, metrics.intent_label(reply.intent)).inc()
         return replies
 
-    async def _handle(self, incoming: Incoming) -> list[Reply]:
+    async def _handle(
+        self, session: AsyncSession, incoming: Incoming, *, slow_down: bool
+    ) -> list[Reply]:
+        """One turn, in one transaction: one query finds the resident and their dialogue
+        state; what is written is only what changed."""
         now = self.clock.now()
-        if incoming.event is None:
-            verdict = self.flood.check(f"{incoming.channel}:{incoming.user_id}")
-            if verdict == "drop":
-                return []
-            if verdict == "warn":
-                return [await self._slow_down(incoming)]
-        async with self.db.session() as session:
-            if incoming.event == Event.UNFOLLOW:
-                user = await users.get_user(session, incoming.channel, incoming.user_id)
-                if user is not None:
-                    await users.mark_inactive(session, user, now, "unfollowed")
-                return []
-            user, created = await users.get_or_create_user(
-                session, incoming.channel, incoming.user_id, now
-            )
-            if not user.active:
-                users.reactivate(user)
-                await reminders_plan.replan_all(session, user, now)
-            state = await dialogue.load_state(session, user.id)
-            ctx = Context(
-                session=session,
-                user=user,
-                t=self.catalogs.translator(self._language(user, incoming)),
-                now=now,
-                kb=self.kb,
-                catalogs=self.catalogs,
-                settings=self.settings,
-            )
-            if state is not None:
-                ctx.flow, ctx.step, ctx.data = state.flow, state.step, dict(state.data)
-            replies = await self._dispatch(ctx, incoming, created)
-            await ctx.save_dialogue()
-            return replies
+        user, state = await users.get_user_and_state(session, incoming.channel, incoming.user_id)
+        if slow_down:
+            return [self._slow_down(user)]
+        if incoming.event == Event.UNFOLLOW:
+            if user is not None:
+                await users.mark_inactive(session, user, now, "unfollowed")
+            return []
+        created = user is None
+        if user is None:
+            user = users.new_user(incoming.channel, incoming.user_id, now)
+        elif not user.active:
+            users.reactivate(user)
+            await reminders_plan.replan_all(session, user, now)
+        language = self._language(user, incoming)
+        if created:
+            await users.add_user(session, user)
+        ctx = Context(
+            session=session,
+            user=user,
+            t=self.catalogs.translator(language),
+            now=now,
+            kb=self.kb,
+            catalogs=self.catalogs,
+            settings=self.settings,
+            tally=self.tally,
+            state=state,
+        )
+        if state is not None:
+            ctx.flow, ctx.step, ctx.data = state.flow, state.step, dict(state.data)
+        replies = await self._dispatch(ctx, incoming, created)
+        await ctx.save_dialogue()
+        return replies
+
+    def _slow_down(self, user: User | None) -> Reply:
+        t = self.catalogs.translator(user.language if user and user.language else "en")
+        text = t.gettext(
+            "You are sending messages very quickly. Please wait a minute, then try again."
+        )
+        return Reply(text=text, intent="error:flood", language=t.code)
 
     def _language(self, user: User, incoming: Incoming) -> str:
         """The language to answer in; remembers a detected one on the user."""

@@ -32,8 +32,13 @@ async def test_retention_periods_are_applied(kigen, clock):
         await users.mark_inactive(session, recent, now - timedelta(days=5), "unfollowed")
         await events.first_time(session, "line", "old", now - timedelta(days=8))
         await events.first_time(session, "line", "new", now - timedelta(days=1))
-        await stats.count_question(session, date(2026, 8, 1), "unanswered", "old question")
-        await stats.count_question(session, date(2026, 11, 20), "unanswered", "new question")
+        await stats.add_question_counts(
+            session,
+            {
+                (date(2026, 8, 1), "unanswered", "old question"): 1,
+                (date(2026, 11, 20), "unanswered", "new question"): 1,
+            },
+        )
     deleted = await housekeeping.run(kigen.db, kigen.settings, clock)
     assert deleted == {"expiries": 1, "users": 1, "events": 1, "question_stats": 1}
     async with kigen.db.session() as session:

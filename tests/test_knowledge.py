@@ -114,6 +114,7 @@ async def test_the_fallback_names_the_helpline_of_the_topic(chat):
         kb=chat.conversation.kb,
         catalogs=chat.conversation.catalogs,
         settings=chat.conversation.settings,
+        tally=chat.conversation.tally,
     )
     assert "0120-0178-26" in fallback(ctx, "my_number").text
     assert "0570-013904" not in fallback(ctx, "my_number").text
@@ -148,6 +149,8 @@ async def test_unanswered_questions_are_counted_redacted(chat, kigen):
     from core.store.models import QuestionStat
 
     await chat.say("recommend a ramen shop, my phone is 090-1234-5678")
+    await chat.say("recommend a ramen shop, my phone is 090-1234-5678")
+    assert await kigen.conversation.tally.flush(kigen.db) == 1
     async with kigen.db.session() as session:
         keys = (
             (

@@ -135,6 +135,7 @@ async def test_a_whole_journey_through_the_webhook(telegram, server):
     await resident.say("/forget")
     (gone,) = await resident.press("forget:yes")
     assert gone["text"].startswith("Done")
+    await server.kigen.conversation.tally.flush(server.kigen.db)
     tables = await dump_tables(server.kigen.db)
     # Left: ids of handled updates, and how often questions were asked (no user in them).
     assert {name for name, rows in tables.items() if rows} == {"processed_events", "question_stats"}

@@ -13,8 +13,9 @@ from core.config import Settings
 from core.i18n import Catalogs, Translator
 from core.knowledge import KnowledgeBase
 from core.messages import Choice, Document, Reply
+from core.question_tally import QuestionTally
 from core.store import dialogue
-from core.store.models import User
+from core.store.models import DialogueState, User
 
 
 @dataclass
@@ -29,10 +30,13 @@ class Context:
     kb: KnowledgeBase
     catalogs: Catalogs
     settings: Settings
+    tally: QuestionTally
     flow: str | None = None
     step: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
     deleted: bool = False  #: the resident asked to be forgotten during this turn
+    #: The stored dialogue state as loaded at the start of the turn (None: there was none).
+    state: DialogueState | None = None
 
     @property
     def lang(self) -> str:
@@ -76,8 +80,15 @@ class Context:
         if self.deleted:
             return
         if self.flow is None:
-            await dialogue.clear_state(self.session, self.user.id)
+            if self.state is not None:
+                await dialogue.clear_state(self.session, self.user.id)
         else:
             await dialogue.save_state(
-                self.session, self.user.id, self.flow, self.step or "", self.data, self.now
+                self.session,
+                self.user.id,
+                self.state,
+                self.flow,
+                self.step or "",
+                self.data,
+                self.now,
             )

@@ -10,7 +10,6 @@ from core.i18n import N_
 from core.knowledge import Verdict
 from core.messages import Choice, Reply
 from core.smalltalk import classify
-from core.store import stats
 
 _DIGITS = re.compile(r"\d+")
 _TOPICS = {
@@ -70,17 +69,17 @@ async def ask(ctx: Context, question: str) -> list[Reply]:
         return [ctx.reply(_("You are welcome! Ask me again at any time."), "thanks")]
     match = ctx.kb.match(question)
     if match.verdict == Verdict.ANSWER:
-        await stats.count_question(ctx.session, ctx.today, "answered", match.candidates[0][0])
+        ctx.tally.add(ctx.today, "answered", match.candidates[0][0])
         return await answer(ctx, match.candidates[0][0])
     # Counted for operators without a single digit: no number a resident typed is kept.
     asked = _DIGITS.sub("#", " ".join(question.split()))[:200]
     if match.verdict == Verdict.CLARIFY:
-        await stats.count_question(ctx.session, ctx.today, "clarified", asked)
+        ctx.tally.add(ctx.today, "clarified", asked)
         entry_ids = [entry_id for entry_id, _score in match.candidates]
         return [
             ctx.reply(_("Did you mean one of these?"), "clarify", _entry_choices(ctx, entry_ids))
         ]
-    await stats.count_question(ctx.session, ctx.today, "unanswered", asked)
+    ctx.tally.add(ctx.today, "unanswered", asked)
     return [fallback(ctx, match.topic)]
 
 

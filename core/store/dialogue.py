@@ -17,12 +17,18 @@ async def load_state(session: AsyncSession, user_id: int) -> DialogueState | Non
 
 
 async def save_state(
-    session: AsyncSession, user_id: int, flow: str, step: str, data: dict[str, Any], now: datetime
+    session: AsyncSession,
+    user_id: int,
+    state: DialogueState | None,
+    flow: str,
+    step: str,
+    data: dict[str, Any],
+    now: datetime,
 ) -> None:
-    state = await load_state(session, user_id)
+    """Store where the resident is; ``state`` is their row as loaded this turn, if any."""
     if state is None:
         session.add(DialogueState(user_id=user_id, flow=flow, step=step, data=data, updated_at=now))
-    else:
+    elif (state.flow, state.step, state.data) != (flow, step, data):
         state.flow, state.step, state.data, state.updated_at = flow, step, dict(data), now
 
 

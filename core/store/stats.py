@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import Integer, func, select
@@ -11,16 +12,22 @@ from core.store import sql
 from core.store.models import OutboxKind, OutboxMessage, OutboxStatus, QuestionStat, User
 
 
-async def count_question(session: AsyncSession, day: date, outcome: str, key: str) -> None:
-    """Add one to the counter of a question outcome (answered by entry id; clarified or
-    unanswered by the redacted question)."""
-    statement = sql.insert(session, QuestionStat).values(
-        day=day, outcome=outcome, key=key[:200], count=1
-    )
+async def add_question_counts(
+    session: AsyncSession, counts: Mapping[tuple[date, str, str], int]
+) -> None:
+    """Add to the counters of question outcomes, keyed by (day, outcome, key): the entry
+    id when answered, the redacted question when clarified or unanswered."""
+    rows = [
+        {"day": day, "outcome": outcome, "key": key, "count": count}
+        for (day, outcome, key), count in sorted(counts.items())
+    ]
+    table = QuestionStat.__table__
+    statement = sql.insert(session, table)
     statement = statement.on_conflict_do_update(
-        index_elements=["day", "outcome", "key"], set_={"count": QuestionStat.count + 1}
+        index_elements=["day", "outcome", "key"],
+        set_={"count": table.c.count + statement.excluded.count},
     )
-    await session.execute(statement)
+    await session.execute(statement, rows)
 
 
 async def top_questions(

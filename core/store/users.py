@@ -17,6 +17,30 @@ async def get_user(session: AsyncSession, channel: str, platform_id: str) -> Use
     return result.scalar_one_or_none()
 
 
+async def get_user_and_state(
+    session: AsyncSession, channel: str, platform_id: str
+) -> tuple[User | None, DialogueState | None]:
+    """The resident with this platform id and their dialogue state, in one query."""
+    result = await session.execute(
+        select(User, DialogueState)
+        .outerjoin(DialogueState, DialogueState.user_id == User.id)
+        .where(User.channel == channel, User.platform_id == platform_id)
+    )
+    row = result.first()
+    return (row[0], row[1]) if row is not None else (None, None)
+
+
+def new_user(channel: str, platform_id: str, now: datetime) -> User:
+    """A resident on first contact, not yet stored (see :func:`add_user`)."""
+    return User(channel=channel, platform_id=platform_id, created_at=now)
+
+
+async def add_user(session: AsyncSession, user: User) -> None:
+    """Store a new resident now, so that it has an id."""
+    session.add(user)
+    await session.flush()
+
+
 async def get_or_create_user(
     session: AsyncSession, channel: str, platform_id: str, now: datetime
 ) -> tuple[User, bool]:
@@ -24,9 +48,8 @@ async def get_or_create_user(
     user = await get_user(session, channel, platform_id)
     if user is not None:
         return user, False
-    user = User(channel=channel, platform_id=platform_id, created_at=now)
-    session.add(user)
-    await session.flush()
+    user = new_user(channel, platform_id, now)
+    await add_user(session, user)
     return user, True
 
 
