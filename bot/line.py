@@ -259,8 +259,6 @@ class LineBridge:
 
     async def _handle(self, event: LineEvent) -> None:
         event_id = getattr(event, "webhook_event_id", None)
-        if event_id and not await self.conversation.first_time(CHANNEL, event_id):
-            return
         incoming = incoming_from_event(event)
         if incoming is None:
             return
@@ -272,7 +270,7 @@ class LineBridge:
                 language_hint=await self._profile_language(incoming.user_id),
             )
         try:
-            replies = await self.conversation.handle(incoming)
+            replies = await self.conversation.handle(incoming, event_id=event_id)
         except Exception:
             log.exception("the conversation failed on a LINE event")
             replies = [await self.conversation.error_reply(CHANNEL, incoming.user_id)]
