@@ -12,6 +12,8 @@ run starts on a fresh database. Before measuring, ``--warmup`` events per proces
 and not counted. Prints events/s, p50/p99 latency of the webhook POSTs, the CPU time the
 server processes and this process (load generator + fake LINE) used, and checks that
 every event was answered 200 and that the fake recorded a reply for each resident.
+``--server floor`` runs the same load against bench/webhook_floor.py, a server that only
+checks the signature, parses and replies through the SDK: the cost of the plumbing alone.
 
 Default database: a new SQLite file in a temporary folder (both processes of the two-worker
 run share it; SQLite serialises writers, so this shows the cost of that, not a real
@@ -64,6 +66,11 @@ QUESTIONS = [
     "Khi nào tôi có thể gia hạn thẻ cư trú?",
     "我的在留卡什么时候可以更新？",
 ]
+#: What answers the webhooks: Kigen itself, or the floor of bench/webhook_floor.py.
+SERVERS = {
+    "kigen": [sys.executable, "-m", "bot", "serve"],
+    "floor": [sys.executable, str(REPO / "bench" / "webhook_floor.py")],
+}
 STARTUP_TIMEOUT = 120.0
 REQUEST_TIMEOUT = 30.0
 WARMUP_SECONDS = 60.0
@@ -124,8 +131,11 @@ class Workers:
     """``count`` ``kigen serve`` processes on free ports, started one after the other (so
     that only the first runs the migrations)."""
 
-    def __init__(self, count: int, env: dict[str, str], folder: Path) -> None:
+    def __init__(
+        self, count: int, env: dict[str, str], folder: Path, command: list[str]
+    ) -> None:
         self.count = count
+        self.command = command
         self.env = env
         self.folder = folder
         self.processes: list[subprocess.Popen[bytes]] = []
@@ -144,7 +154,7 @@ class Workers:
         port = free_port()
         log = open(self.folder / f"serve-{port}.log", "wb")  # noqa: SIM115
         process = subprocess.Popen(
-            [sys.executable, "-m", "bot", "serve", "--port", str(port)],
+            [*self.command, "--port", str(port)],
             cwd=REPO,
             env=self.env,
             stdout=log,
@@ -261,7 +271,7 @@ def run(
             KIGEN_LINE_API_URL=fake.base_url,
             KIGEN_FLOOD_LIMIT_PER_MINUTE="1000000",
         )
-        with Workers(workers, env, folder) as servers:
+        with Workers(workers, env, folder, SERVERS[args.server]) as servers:
             sender = LineWebhookSender(servers.urls[0], secret, fake=fake)
             warm = ["U" + secrets.token_hex(16) for _ in range(args.warmup * workers)]
             asyncio.run(send_load(sender, servers.urls, warm, args.concurrency, WARMUP_SECONDS))
@@ -332,7 +342,8 @@ def report(results: list[Result]) -> None:
         print(f"{r.label}: {verdict}")
         print(
             f"  {r.seconds:.1f} s wall; server CPU {r.server_cpu / r.seconds:.0%} of one core "
-            f"({r.server_cpu / r.events * 1000:.2f} ms per event); this process (load "
+            f"({r.server_cpu / r.events * 1000:.2f} ms per event, so at most "
+            f"{r.events / r.server_cpu:,.0f} events/s per core); this process (load "
             f"generator + fake LINE) {r.bench_cpu / r.seconds:.0%} of one core; "
             f"mean latency {statistics.fmean(r.latencies) * 1000:.1f} ms"
         )
@@ -353,12 +364,18 @@ def main() -> None:
         default=240.0,
         help="stop sending new events after this long in each run (default 240)",
     )
+    parser.add_argument(
+        "--server",
+        choices=sorted(SERVERS),
+        default="kigen",
+        help="kigen (default), or floor: only signature, parsing and the SDK reply call",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the databases and server logs")
     args = parser.parse_args()
     counts = [int(n) for n in args.workers.split(",")]
     folder = Path(tempfile.mkdtemp(prefix="kigen-webhook-bench-"))
     database_name = (args.database_url or "SQLite file (shared by the processes)").split("@")[-1]
-    print(f"database: {database_name}")
+    print(f"server: {args.server}; database: {database_name}")
     print(
         f"{args.events:,} events, concurrency {args.concurrency}, "
         f"{args.warmup} warm-up events per process; {os.cpu_count()} CPUs, "
