@@ -24,6 +24,7 @@ from core.flows import privacy as privacy_flow
 from core.flows import settings as settings_flow
 from core.flows.context import Context
 from core.i18n import DEFAULT_LANGUAGE, Catalogs, negotiate
+from core.keyed_lock import KeyedLock
 from core.knowledge import KnowledgeBase
 from core.messages import Event, Incoming, Reply, clean_text
 from core.question_tally import QuestionTally
@@ -140,6 +141,7 @@ class Conversation:
         self.clock = clock
         self.flood = FloodGuard(settings.flood_limit_per_minute, 60.0)
         self.tally = QuestionTally()
+        self.turns = KeyedLock()
 
     async def first_time(self, channel: str, event_id: str) -> bool:
         """Record an inbound platform event; False when it was handled before (a webhook
@@ -172,7 +174,12 @@ class Conversation:
             flood = self.flood.check(f"{incoming.channel}:{incoming.user_id}")
             if flood == "drop":
                 return []
-        async with self.db.session() as session:
+        # One turn at a time per resident in this process: their messages are answered in
+        # the order they came, and a first contact cannot create them twice.
+        async with (
+            self.turns.hold(f"{incoming.channel}:{incoming.user_id}"),
+            self.db.session() as session,
+        ):
             if event_id and not await self._first_time(session, incoming.channel, event_id):
                 return []
             replies = await self._handle(session, incoming, slow_down=flood == "warn")

@@ -231,3 +231,26 @@ async def test_a_flooding_resident_is_slowed_and_others_are_not(kigen):
     assert intents(await flooder.say("/help")) == ["error:flood"]
     assert await flooder.say("/help") == []
     assert intents(await other.say("/help")) == ["help"]
+
+
+async def test_messages_arriving_together_are_answered_one_by_one_in_order(kigen):
+    """A resident's first messages, arriving at once (two webhook calls in flight): one
+    resident is created, nothing fails, and the turns run in arrival order."""
+    import asyncio
+
+    from core.messages import Incoming
+
+    texts = ["/remind", "/list", "Do I have to carry my residence card?", "/help"] * 3
+    answers = await asyncio.gather(
+        *(kigen.conversation.handle(Incoming.from_text("line", "U-at-once", t)) for t in texts)
+    )
+    assert not [r for replies in answers for r in replies if r.intent.startswith("error")]
+    assert [replies[0].intent for replies in answers[:4]] == [
+        answers[0][0].intent,
+        "reminder:list",
+        "faq:carry_card",
+        "help",
+    ]
+    async with kigen.db.session() as session:
+        assert await session.scalar(select(func.count()).select_from(User)) == 1
+    assert len(kigen.conversation.turns) == 0
