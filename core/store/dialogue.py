@@ -5,15 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.store.models import DialogueState
-
-
-async def load_state(session: AsyncSession, user_id: int) -> DialogueState | None:
-    result = await session.execute(select(DialogueState).where(DialogueState.user_id == user_id))
-    return result.scalar_one_or_none()
 
 
 async def save_state(
