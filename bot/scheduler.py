@@ -1,5 +1,5 @@
-"""APScheduler jobs: queue broadcasts and deliver the outbox every few seconds; once a
-day, plan any missing reminders and apply the retention periods.
+"""APScheduler jobs: queue broadcasts, deliver the outbox and write question counts every
+few seconds; once a day, plan any missing reminders and apply the retention periods.
 
 Jobs live in memory; the work lives in the database, so any number of processes can run
 these jobs side by side (the outbox claim shares rows out between them).
@@ -57,8 +57,20 @@ def start_scheduler(kigen: Kigen, delivery: Delivery, leadership: Leadership) ->
         args=[kigen, leadership],
         id="housekeeping",
     )
+    scheduler.add_job(
+        _flush_question_counts,
+        "interval",
+        seconds=kigen.settings.delivery_interval_seconds,
+        args=[kigen],
+        id="question-counts",
+    )
     scheduler.start()
     return scheduler
+
+
+async def _flush_question_counts(kigen: Kigen) -> None:
+    """Every process writes the question counts it kept in memory (not only the leader)."""
+    await kigen.conversation.tally.flush(kigen.db)
 
 
 async def _plan(kigen: Kigen, leadership: Leadership) -> None:

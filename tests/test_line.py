@@ -362,3 +362,26 @@ async def test_multicasts_are_paced_below_the_configured_rate(line, kigen, clock
         await Delivery(kigen.db, {"line": sender}, kigen.notices, clock).run_once()
     assert len([r for r in line.multicasts() if r.accepted]) == 6
     assert line.max_rate_observed("multicast") <= 3
+
+
+async def test_a_running_server_writes_question_counts_every_few_seconds(line, line_settings):
+    from sqlalchemy import func
+
+    from core.store.models import QuestionStat
+
+    settings = line_settings.model_copy(update={"delivery_interval_seconds": 0.2})
+    app = KigenServer(settings, port=0)
+    await app.start()
+    try:
+        webhook = LineWebhookSender(f"{app.url}/line/webhook", SECRET, fake=line)
+        await webhook.post(webhook.text(USER, "When can I renew my residence card?"))
+        counted = None
+        for _ in range(100):  # written by the scheduler, not at shutdown
+            async with app.kigen.db.session() as session:
+                counted = await session.scalar(select(func.sum(QuestionStat.count)))
+            if counted:
+                break
+            await asyncio.sleep(0.1)
+        assert counted == 1
+    finally:
+        await app.stop()
