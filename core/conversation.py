@@ -208,7 +208,7 @@ class Conversation:
             await reminders_plan.replan_all(session, user, now)
         language = self._language(user, incoming)
         if created:
-            await users.add_user(session, user)
+            user = await users.add_user(session, user)
         ctx = Context(
             session=session,
             user=user,

@@ -254,3 +254,26 @@ async def test_messages_arriving_together_are_answered_one_by_one_in_order(kigen
     async with kigen.db.session() as session:
         assert await session.scalar(select(func.count()).select_from(User)) == 1
     assert len(kigen.conversation.turns) == 0
+
+
+async def test_two_replicas_meeting_a_new_resident_at_once_do_not_fail(kigen, settings, clock):
+    """Two processes on one database (a second Kigen stands for a second replica) get
+    the first messages of the same resident at the same moment: nobody gets an error."""
+    import asyncio
+
+    from core.app import build
+    from core.messages import Incoming
+
+    other = await build(settings, clock)
+    try:
+        for round_ in range(5):
+            user = f"U-two-replicas-{round_}"
+            answers = await asyncio.gather(
+                kigen.conversation.handle(Incoming.from_text("line", user, "/remind")),
+                other.conversation.handle(Incoming.from_text("line", user, "/forget")),
+            )
+            assert not [r for replies in answers for r in replies if r.intent.startswith("error")]
+    finally:
+        await other.close()
+    async with kigen.db.session() as session:
+        assert await session.scalar(select(func.count()).select_from(User)) == 5

@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.store import sql
 from core.store.models import DialogueState, Expiry, OutboxMessage, OutboxStatus, User
 
 
@@ -35,10 +36,21 @@ def new_user(channel: str, platform_id: str, now: datetime) -> User:
     return User(channel=channel, platform_id=platform_id, created_at=now)
 
 
-async def add_user(session: AsyncSession, user: User) -> None:
-    """Store a new resident now, so that it has an id."""
-    session.add(user)
-    await session.flush()
+async def add_user(session: AsyncSession, user: User) -> User:
+    """Store a new resident now, so that it has an id. When another process stored the same
+    resident a moment earlier (two replicas, one first contact), that row is returned."""
+    values = user.model_dump(exclude={"id"})
+    statement = (
+        sql.insert(session, User)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["channel", "platform_id"])
+        .returning(User)
+    )
+    stored = (await session.execute(statement)).scalar_one_or_none()
+    if stored is None:
+        stored = await get_user(session, user.channel, user.platform_id)
+    assert stored is not None  # it conflicted, so it exists
+    return stored
 
 
 async def get_or_create_user(
@@ -48,9 +60,7 @@ async def get_or_create_user(
     user = await get_user(session, channel, platform_id)
     if user is not None:
         return user, False
-    user = new_user(channel, platform_id, now)
-    await add_user(session, user)
-    return user, True
+    return await add_user(session, new_user(channel, platform_id, now)), True
 
 
 async def mark_inactive(session: AsyncSession, user: User, now: datetime, reason: str) -> int:
