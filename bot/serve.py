@@ -109,7 +109,7 @@ class KigenServer:
             kigen.clock,
             lease=timedelta(seconds=self.settings.claim_lease_seconds),
             leadership=self.leadership,
-            leader_only=frozenset({"telegram", "line"}),
+            leader_only=frozenset({"telegram"}),
         )
         scheduler = start_scheduler(kigen, self.delivery, self.leadership)
         stack.callback(scheduler.shutdown, wait=False)
