@@ -43,7 +43,7 @@ from reminders import (  # noqa: E402  (bench/reminders.py)
     seed,
 )
 from sqlalchemy import select, text  # noqa: E402
-from webhook import SERVERS, Workers, database  # noqa: E402  (bench/webhook.py)
+from webhook import SERVERS, Workers, cpu_seconds, database  # noqa: E402  (bench/webhook.py)
 
 from core import broadcast  # noqa: E402
 from core.app import Kigen, build  # noqa: E402
@@ -215,12 +215,6 @@ async def broadcast_phase(kigen: Kigen, args: argparse.Namespace, url: str, fold
     for line in problems[:5]:
         print(f"  {line[:200]}")
     return broadcast_id
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process, from /proc (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def print_platforms(report: dict) -> None:
