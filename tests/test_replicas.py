@@ -131,7 +131,7 @@ def start(database_url: str, line: FakeLine, telegram: FakeTelegram, port: int) 
         "KIGEN_TELEGRAM_WEBHOOK_SECRET": "replica-hook",
         "KIGEN_TELEGRAM_RATE": "250",
         "KIGEN_DELIVERY_INTERVAL_SECONDS": "0.2",
-        "KIGEN_CLAIM_LEASE_SECONDS": "3",
+        "KIGEN_CLAIM_LEASE_SECONDS": "20",
         "KIGEN_LOG_LEVEL": "ERROR",
     }
     return subprocess.Popen(
