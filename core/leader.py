@@ -17,7 +17,9 @@ log = logging.getLogger(__name__)
 
 #: The advisory lock is named after the schema, so that two Kigen deployments sharing a
 #: PostgreSQL database in different schemas each have their own leader.
-LOCK_SQL = "SELECT pg_try_advisory_lock(hashtextextended('kigen-leader:' || current_schema(), 0))"
+_LOCK_KEY = "hashtextextended('kigen-leader:' || current_schema(), 0)"
+LOCK_SQL = f"SELECT pg_try_advisory_lock({_LOCK_KEY})"
+UNLOCK_SQL = f"SELECT pg_advisory_unlock({_LOCK_KEY})"
 
 
 class Leadership:
@@ -57,6 +59,13 @@ class Leadership:
         return self.db.is_sqlite or self._connection is not None
 
     async def release(self) -> None:
+        """Step down at once. (A process that dies releases the lock when PostgreSQL notices
+        its connection closed, a moment later.)"""
+        if self._connection is not None:
+            try:
+                await self._connection.execute(text(UNLOCK_SQL))
+            except Exception:
+                log.debug("unlocking the leader lock failed", exc_info=True)
         await self._drop()
 
     async def _drop(self) -> None:
