@@ -241,13 +241,15 @@ class Conversation:
         language = user.language if user.language in supported else None
         hint = negotiate(incoming.language_hint)
         if incoming.text:
-            detection = self.kb.detector.detect(incoming.text)
+            # A message longer than this is refused anyway; its start tells the language.
+            sample = incoming.text[:MAX_TEXT_LENGTH]
+            detection = self.kb.detector.detect(sample)
             if detection is not None and detection.language in supported:
                 candidate = detection.language
                 if hint in supported and hint != candidate and detection.confidence < 0.1:
                     candidate = hint
                 # An ideograph or kana says about as much as three Latin letters.
-                weight = sum(3 if is_unspaced(c) else 1 for c in normalise(incoming.text))
+                weight = sum(3 if is_unspaced(c) else 1 for c in normalise(sample))
                 long_enough = weight >= SWITCH_MIN_LENGTH
                 confident = detection.confidence >= SWITCH_CONFIDENCE and long_enough
                 # A word or two in Latin letters ("hi", "ok") says little about a language;
