@@ -95,18 +95,40 @@ class Notices:
         self.catalogs = catalogs
         self.kb = kb
 
-    async def preload(self, session: AsyncSession, rows: list[OutboxMessage]) -> None:
-        """Load the users and expiries of ``rows`` in two queries, so that :meth:`render`
-        finds them in the session."""
+    async def render_many(
+        self, session: AsyncSession, rows: list[OutboxMessage], now: datetime
+    ) -> list[Rendered]:
+        """Render ``rows``, loading what they need in a few queries rather than per row."""
         user_ids = {row.user_id for row in rows if row.user_id}
         expiry_ids = {row.expiry_id for row in rows if row.expiry_id}
-        await session.execute(select(User).where(User.id.in_(user_ids)))
+        batch_ids = [row.batch_id for row in rows if row.batch_id]
+        if user_ids:
+            await session.execute(select(User).where(User.id.in_(user_ids)))
         if expiry_ids:
             await session.execute(select(Expiry).where(Expiry.id.in_(expiry_ids)))
+        recipients: dict[int, list[tuple[int, str]]] = {}
+        if batch_ids:
+            batches = await session.execute(
+                select(BroadcastBatch).where(BroadcastBatch.id.in_(batch_ids))
+            )
+            broadcast_ids = {batch.broadcast_id for batch in batches.scalars()}
+            await session.execute(select(Broadcast).where(Broadcast.id.in_(broadcast_ids)))
+            recipients = await broadcasts.batch_recipients(session, batch_ids)
+        rendered = []
+        for row in rows:
+            if row.kind == OutboxKind.BROADCAST:
+                rendered.append(await self._broadcast(session, row, recipients))
+            else:
+                rendered.append(await self._reminder_of(session, row, now))
+        return rendered
 
     async def render(self, session: AsyncSession, row: OutboxMessage, now: datetime) -> Rendered:
-        if row.kind == OutboxKind.BROADCAST:
-            return await self._broadcast(session, row)
+        (rendered,) = await self.render_many(session, [row], now)
+        return rendered
+
+    async def _reminder_of(
+        self, session: AsyncSession, row: OutboxMessage, now: datetime
+    ) -> Rendered:
         user = await session.get(User, row.user_id) if row.user_id else None
         if user is None or not user.active:
             return Rendered(skip_reason="user gone")
@@ -123,18 +145,28 @@ class Notices:
         today = now.astimezone(ZoneInfo(user.timezone)).date()
         return Rendered([user.platform_id], [user.id], [self._reminder(t, row, expiry, today)])
 
-    async def _broadcast(self, session: AsyncSession, row: OutboxMessage) -> Rendered:
+    async def _broadcast(
+        self,
+        session: AsyncSession,
+        row: OutboxMessage,
+        recipients: dict[int, list[tuple[int, str]]],
+    ) -> Rendered:
+        """(The batch, its broadcast and its recipients were loaded by :meth:`render_many`.)"""
         batch = await session.get(BroadcastBatch, row.batch_id) if row.batch_id else None
         broadcast = await session.get(Broadcast, batch.broadcast_id) if batch else None
         if batch is None or broadcast is None:
             return Rendered(skip_reason="broadcast deleted")
         if broadcast.status == BroadcastStatus.CANCELLED:
             return Rendered(skip_reason="cancelled")
-        residents = await broadcasts.batch_recipients(session, batch.id)
+        residents = recipients.get(batch.id)
         if not residents:
             return Rendered(skip_reason="no recipient left")
         reply = broadcast_reply(broadcast, self.catalogs.translator(batch.language))
-        return Rendered([u.platform_id for u in residents], [u.id for u in residents], [reply])
+        return Rendered(
+            [platform_id for _, platform_id in residents],
+            [user_id for user_id, _ in residents],
+            [reply],
+        )
 
     def _reminder(self, t: Translator, row: OutboxMessage, expiry: Expiry, today) -> Reply:  # type: ignore[no-untyped-def]
         _ = t.gettext

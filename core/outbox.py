@@ -67,7 +67,13 @@ def default_worker_id() -> str:
 
 
 class Delivery:
-    """The delivery job: run :meth:`run_once` every few seconds."""
+    """The delivery job: run :meth:`run_once` every few seconds.
+
+    Each channel is a lane of its own, so a slow platform never holds up another. A lane
+    claims a batch, renders it, and claims and renders the next while the first is being
+    sent; it goes on until nothing is due, so a big broadcast is sent at the platform's
+    pace, not at the pace of the job.
+    """
 
     def __init__(
         self,
@@ -78,6 +84,7 @@ class Delivery:
         *,
         worker_id: str | None = None,
         batch_size: int = 200,
+        batch_sizes: Mapping[str, int] | None = None,
         lease: timedelta = timedelta(minutes=2),
         concurrency: int = 16,
         leadership: Leadership | None = None,
@@ -88,7 +95,9 @@ class Delivery:
         self.notices = notices
         self.clock = clock
         self.worker_id = worker_id or default_worker_id()
-        self.batch_size = batch_size
+        #: Rows claimed at a time, per channel where ``batch_sizes`` says so. A batch should
+        #: take seconds to send, far less than the lease.
+        self.batch_sizes = {name: batch_size for name in self.senders} | dict(batch_sizes or {})
         self.lease = lease
         self.concurrency = concurrency
         #: Channels whose rate cap must hold across replicas: only the leader sends them.
@@ -102,52 +111,73 @@ class Delivery:
         if not self.senders or self._stopped:
             return 0
         async with self._running:
-            return await self._run()
+            handled = await asyncio.gather(*(self._lane(name) for name in self.senders))
+            return sum(handled)
 
     async def stop(self) -> None:
-        """Let a delivery in progress finish, and start no other."""
+        """Let the batches in progress finish, and start no other."""
         self._stopped = True
         async with self._running:
             pass
 
-    async def _run(self) -> int:
+    async def _lane(self, channel: str) -> int:
+        handled = 0
+        upcoming = asyncio.create_task(self._claim(channel))
+        while True:
+            ids, jobs = await upcoming
+            if not ids:
+                return handled
+            handled += len(ids)
+            upcoming = asyncio.create_task(self._claim(channel))
+            try:
+                await self._send(self.senders[channel], jobs)
+            except BaseException:
+                upcoming.cancel()
+                raise
+
+    async def _claim(self, channel: str) -> tuple[list[int], list[_Job]]:
+        """Claim the next due rows of a channel and render them."""
+        if self._stopped or not await self._may_send(channel):
+            return [], []
         now = self.clock.now()
-        channels = list(self.senders)
-        if self.leader_only and self.leadership is not None and not await self.leadership.check():
-            channels = [name for name in channels if name not in self.leader_only]
-        idempotent = [name for name, sender in self.senders.items() if sender.idempotent]
         async with self.db.session() as session:
-            await outbox.resolve_interrupted(session, now, idempotent)
+            idempotent = self.senders[channel].idempotent
+            await outbox.resolve_interrupted(session, now, channel, idempotent=idempotent)
         async with self.db.session() as session:
             ids = await outbox.claim_due(
                 session,
                 now=now,
                 worker=self.worker_id,
-                limit=self.batch_size,
+                limit=self.batch_sizes[channel],
                 lease=self.lease,
-                channels=channels,
+                channels=[channel],
             )
-        jobs = await self._prepare(ids)
-        for channel in {job.channel for job in jobs}:
-            sender = self.senders[channel]
-            group = [job for job in jobs if job.channel == channel]
-            if sender.idempotent:
-                await self._send_together(sender, group)
-            else:
-                for job in group:
-                    await self._send_together(sender, [job])
-        return len(ids)
+        return ids, await self._prepare(ids)
+
+    async def _may_send(self, channel: str) -> bool:
+        if channel not in self.leader_only or self.leadership is None:
+            return True
+        return await self.leadership.check()
+
+    async def _send(self, sender: Sender, jobs: list[_Job]) -> None:
+        if sender.idempotent:
+            await self._send_together(sender, jobs)
+        else:
+            for job in jobs:
+                await self._send_together(sender, [job])
 
     async def _prepare(self, ids: list[int]) -> list[_Job]:
         """Render the claimed rows; drop those no longer worth sending."""
+        if not ids:
+            return []
         now = self.clock.now()
         jobs = []
         dropped: dict[str, list[int]] = {}
         async with self.db.session() as session:
             rows = await outbox.get_rows(session, ids)
-            await self.notices.preload(session, rows)
-            for row in rows:
-                rendered = await self.notices.render(session, row, now)
+            for row, rendered in zip(
+                rows, await self.notices.render_many(session, rows, now), strict=True
+            ):
                 if rendered.skip_reason is not None:
                     dropped.setdefault(rendered.skip_reason, []).append(row.id)
                 else:
@@ -180,9 +210,16 @@ class Delivery:
         A sender that drops repeats gets whole batches; any other gets one row at a time,
         so that a crash leaves at most one row whose fate is unknown.
         """
+        if not jobs:
+            return
         async with self.db.session() as session:
             marked = set(
-                await outbox.mark_sending(session, [j.row_id for j in jobs], self.worker_id)
+                await outbox.mark_sending(
+                    session,
+                    [j.row_id for j in jobs],
+                    self.worker_id,
+                    lease_until=self.clock.now() + self.lease,
+                )
             )
         jobs = [job for job in jobs if job.row_id in marked]
         limit = asyncio.Semaphore(self.concurrency)

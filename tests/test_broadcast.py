@@ -5,25 +5,39 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
 from core import broadcast
 from core.broadcast import Audience, BroadcastError
 from core.outbox import Delivery
 from core.store import expiries, users
-from core.store.models import Broadcast, BroadcastRecipient, OutboxMessage
+from core.store.models import Broadcast, BroadcastRecipient, OutboxMessage, User
 from tests.test_delivery import RecordingSender
 
 
 async def residents(kigen, specs) -> None:
-    """specs: (platform id, channel, language, updates on, document kind or None)."""
+    """specs: (platform id, channel, language, updates on, document kind or None).
+    Inserted in bulk: some tests need thousands."""
     now = kigen.clock.now()
     async with kigen.db.session() as session:
-        for platform_id, channel, language, updates, kind in specs:
-            user, _ = await users.get_or_create_user(session, channel, platform_id, now)
+        rows = []
+        for platform_id, channel, language, updates, _ in specs:
+            user = users.new_user(channel, platform_id, now)
             user.language, user.updates_opt_in = language, updates
+            rows.append(user.model_dump(exclude={"id"}))
+        await session.execute(insert(User), rows)
+        ids = dict(
+            (
+                await session.execute(
+                    select(User.platform_id, User.id).where(
+                        User.channel.in_({channel for _, channel, _, _, _ in specs})
+                    )
+                )
+            ).all()
+        )
+        for platform_id, _, _, _, kind in specs:
             if kind:
-                await expiries.add_expiry(session, user.id, kind, date(2027, 1, 10), now)
+                await expiries.add_expiry(session, ids[platform_id], kind, date(2027, 1, 10), now)
 
 
 def sender(channel: str = "test") -> RecordingSender:
@@ -161,20 +175,35 @@ async def test_drafts_are_validated(kigen, fields, message):
         await new(kigen, **fields)
 
 
+class CancellingSender(RecordingSender):
+    """Sends like RecordingSender; while sending the third message, an operator cancels."""
+
+    def __init__(self, kigen, broadcast_id: int) -> None:
+        super().__init__()
+        self.kigen, self.broadcast_id = kigen, broadcast_id
+
+    async def send(self, recipients, replies, *, key):
+        if len(self.sent) == 2:
+            now = self.kigen.clock.now()
+            await broadcast.cancel(self.kigen.db, now, self.broadcast_id, "boss")
+        return await super().send(recipients, replies, key=key)
+
+
 async def test_cancel_stops_what_is_not_yet_sent(kigen):
     await residents(kigen, [(f"u{n}", "test", "en", True, None) for n in range(30)])
-    recording = sender()
     broadcast_id = await new(kigen)
     await approve_and_send(kigen, broadcast_id)
     await broadcast.materialise(kigen.db, kigen.clock.now())
+    recording = CancellingSender(kigen, broadcast_id)
     delivery = Delivery(kigen.db, {"test": recording}, kigen.notices, kigen.clock, batch_size=10)
+    # The second batch is claimed and rendered while the first is sent: cancelling still
+    # stops it, and everything after the message being sent.
     await delivery.run_once()
-    await broadcast.cancel(kigen.db, kigen.clock.now(), broadcast_id, "boss")
     await send_all(kigen, recording)
-    assert len(recording.sent) == 10
+    assert len(recording.sent) == 3
     async with kigen.db.session() as session:
         counts = await broadcast_progress(session, broadcast_id)
-    assert counts == {"queued": 0, "sent": 10, "failed": 0, "blocked": 0, "dropped": 20}
+    assert counts == {"queued": 0, "sent": 3, "failed": 0, "blocked": 0, "dropped": 27}
 
 
 async def test_materialising_resumes_after_a_crash_and_queues_nobody_twice(kigen):

@@ -190,7 +190,9 @@ async def test_an_interrupted_send_is_not_repeated_unless_the_platform_drops_rep
             lease=timedelta(minutes=2),
             channels=["test"],
         )
-        assert await outbox.mark_sending(session, [row_id], "dead") == [row_id]
+        assert await outbox.mark_sending(
+            session, [row_id], "dead", lease_until=clock.now() + timedelta(minutes=2)
+        ) == [row_id]
     clock.move_to(datetime(2026, 12, 15, 9, 5, tzinfo=JST))
     sender = RecordingSender(idempotent=False)
     await delivery(kigen, sender).run_once()

@@ -313,7 +313,9 @@ async def test_a_10000_resident_broadcast_goes_out_in_20_multicasts_once_each(li
                 lease=timedelta(minutes=2),
                 channels=["line"],
             )
-            await outbox.mark_sending(session, [first], "dead")
+            await outbox.mark_sending(
+                session, [first], "dead", lease_until=clock.now() + timedelta(minutes=2)
+            )
         async with kigen.db.session() as session:
             (row,) = await outbox.get_rows(session, [first])
             rendered = await kigen.notices.render(session, row, clock.now())
@@ -349,9 +351,7 @@ async def test_multicasts_are_paced_below_the_configured_rate(line, kigen, clock
     broadcast_id = await broadcast.create(
         kigen.db, clock.now(), "ed", title="Fees", texts={"en": "Fees change."}
     )
-    await broadcast.approve(
-        kigen.db, clock.now(), broadcast_id, "boss", "admin", two_person=False
-    )
+    await broadcast.approve(kigen.db, clock.now(), broadcast_id, "boss", "admin", two_person=False)
     await broadcast.start(kigen.db, clock.now(), broadcast_id, "boss")
     await broadcast.materialise(kigen.db, clock.now())
     paced = kigen.settings.model_copy(update={"line_multicast_rate": 2.0})

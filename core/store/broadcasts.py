@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import and_, exists, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.store import sql
 from core.store.models import (
     Broadcast,
     BroadcastBatch,
@@ -101,16 +102,18 @@ async def add_batches(
         .scalars()
         .all()
     )
-    await connection.execute(
-        insert(BroadcastRecipient.__table__),
+    await sql.insert_many(
+        session,
+        BroadcastRecipient.__table__,
         [
             {"batch_id": batch_id, "user_id": user_id}
             for batch_id, (_, _, user_ids) in zip(ids, batches, strict=True)
             for user_id in user_ids
         ],
     )
-    await connection.execute(
-        insert(OutboxMessage.__table__),
+    await sql.insert_many(
+        session,
+        OutboxMessage.__table__,
         [
             {
                 "batch_id": batch_id,
@@ -125,19 +128,26 @@ async def add_batches(
     )
 
 
-async def batch_recipients(session: AsyncSession, batch_id: int) -> list[User]:
-    """The residents of a batch who still want updates and still have the chat open."""
-    result = await session.execute(
-        select(User)
-        .join(BroadcastRecipient, BroadcastRecipient.user_id == User.id)
+async def batch_recipients(
+    session: AsyncSession, batch_ids: Sequence[int]
+) -> dict[int, list[tuple[int, str]]]:
+    """(user id, platform id) of the residents of each batch who still want updates and
+    still have the chat open, in one query."""
+    connection = await session.connection()
+    result = await connection.execute(
+        select(BroadcastRecipient.batch_id, User.id, User.platform_id)
+        .join(User, User.id == BroadcastRecipient.user_id)
         .where(
-            BroadcastRecipient.batch_id == batch_id,
+            BroadcastRecipient.batch_id.in_(batch_ids),
             User.active.is_(True),
             User.updates_opt_in.is_(True),
         )
-        .order_by(User.id)
+        .order_by(BroadcastRecipient.batch_id, User.id)
     )
-    return list(result.scalars())
+    recipients: dict[int, list[tuple[int, str]]] = {}
+    for batch_id, user_id, platform_id in result:
+        recipients.setdefault(batch_id, []).append((user_id, platform_id))
+    return recipients
 
 
 async def progress(session: AsyncSession, broadcast_id: int) -> dict[str, int]:

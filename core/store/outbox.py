@@ -97,17 +97,12 @@ def reminder_values(user: User, expiry: Expiry, planned: PlannedReminder) -> dic
 async def insert_reminders(session: AsyncSession, rows: list[dict[str, object]]) -> int:
     """Insert reminder rows in one statement, skipping steps already planned or sent for
     the same expiry date; returns how many were added."""
-    if not rows:
-        return 0
-    table = OutboxMessage.__table__
-    statement = (
-        sql.insert(session, table)
-        .on_conflict_do_nothing(index_elements=["expiry_id", "about_date", "step"])
-        .returning(table.c.id)
+    return await sql.insert_many(
+        session,
+        OutboxMessage.__table__,
+        rows,
+        skip_conflicts_on=["expiry_id", "about_date", "step"],
     )
-    connection = await session.connection()
-    result = await connection.execute(statement, rows)
-    return len(result.all())
 
 
 async def drop_pending_reminders(session: AsyncSession, expiry_id: int) -> None:
@@ -173,9 +168,11 @@ async def get_rows(session: AsyncSession, ids: Sequence[int]) -> list[OutboxMess
     return list(result.scalars())
 
 
-async def mark_sending(session: AsyncSession, row_ids: Sequence[int], worker: str) -> list[int]:
-    """Record that rows are about to be handed to the platform; the ids this worker still
-    held (a row whose lease was taken over is left out)."""
+async def mark_sending(
+    session: AsyncSession, row_ids: Sequence[int], worker: str, *, lease_until: datetime
+) -> list[int]:
+    """Record that rows are about to be handed to the platform, with a lease that starts
+    now; the ids this worker still held (a row whose lease was taken over is left out)."""
     result = await session.execute(
         update(OutboxMessage)
         .where(
@@ -183,7 +180,7 @@ async def mark_sending(session: AsyncSession, row_ids: Sequence[int], worker: st
             OutboxMessage.claimed_by == worker,
             OutboxMessage.status == OutboxStatus.CLAIMED,
         )
-        .values(status=SENDING, attempts=OutboxMessage.attempts + 1)
+        .values(status=SENDING, attempts=OutboxMessage.attempts + 1, lease_until=lease_until)
         .returning(OutboxMessage.id)
         .execution_options(synchronize_session=False)
     )
@@ -248,30 +245,31 @@ async def finish_many(
 
 
 async def resolve_interrupted(
-    session: AsyncSession, now: datetime, idempotent_channels: Sequence[str]
+    session: AsyncSession, now: datetime, channel: str, *, idempotent: bool
 ) -> int:
-    """Settle rows whose worker died while sending them (their lease ran out mid-send).
+    """Settle the rows of a channel whose worker died while sending them (their lease ran
+    out mid-send).
 
-    On a channel whose platform drops repeats (LINE's retry key) the row is sent again;
-    elsewhere it may already have arrived, so it is recorded as failed rather than risk a
-    second copy: a resident gets a reminder at most once.
+    Where the platform drops repeats (LINE's retry key) the row is sent again; elsewhere it
+    may already have arrived, so it is recorded as failed rather than risk a second copy: a
+    resident gets a reminder at most once.
     """
-    stuck = and_(OutboxMessage.status == SENDING, OutboxMessage.lease_until < now)
-    requeued = await session.execute(
-        update(OutboxMessage)
-        .where(stuck, OutboxMessage.channel.in_(idempotent_channels))
-        .values(status=OutboxStatus.PENDING, claimed_by=None, lease_until=None)
-        .execution_options(synchronize_session=False)
+    stuck = and_(
+        OutboxMessage.status == SENDING,
+        OutboxMessage.lease_until < now,
+        OutboxMessage.channel == channel,
     )
-    failed = await session.execute(
+    if idempotent:
+        values: dict[str, object] = {"status": OutboxStatus.PENDING}
+    else:
+        values = {
+            "status": OutboxStatus.FAILED,
+            "last_error": "interrupted while sending; not repeated",
+        }
+    result = await session.execute(
         update(OutboxMessage)
         .where(stuck)
-        .values(
-            status=OutboxStatus.FAILED,
-            claimed_by=None,
-            lease_until=None,
-            last_error="interrupted while sending; not repeated",
-        )
+        .values(claimed_by=None, lease_until=None, **values)
         .execution_options(synchronize_session=False)
     )
-    return (requeued.rowcount or 0) + (failed.rowcount or 0)
+    return result.rowcount or 0

@@ -1,0 +1,100 @@
+"""Delivery lanes: each channel is sent at its own pace, and one run of the job goes on
+until nothing is due."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy import func, select
+
+from core import broadcast
+from core.outbox import Delivery
+from core.store.models import OutboxMessage
+from tests.test_broadcast import approve_and_send, new, residents, sender
+from tests.test_delivery import RecordingSender
+
+
+class BlockedSender(RecordingSender):
+    """A platform that does not answer until the test lets it."""
+
+    def __init__(self, channel: str) -> None:
+        super().__init__()
+        self.channel = channel
+        self.answer = asyncio.Event()
+
+    async def send(self, recipients, replies, *, key):
+        await self.answer.wait()
+        return await super().send(recipients, replies, key=key)
+
+
+async def statuses(kigen) -> dict[str, int]:
+    async with kigen.db.session() as session:
+        result = await session.execute(
+            select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)
+        )
+        return dict(result.all())
+
+
+async def until(probe, expected, seconds: float = 10.0) -> None:
+    for _ in range(int(seconds / 0.05)):
+        if (seen := await probe()) == expected:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"still {seen}, expected {expected}")
+
+
+async def queue_broadcast(kigen, specs) -> int:
+    await residents(kigen, specs)
+    broadcast_id = await new(kigen)
+    await approve_and_send(kigen, broadcast_id)
+    await broadcast.materialise(kigen.db, kigen.clock.now())
+    return broadcast_id
+
+
+async def test_a_platform_that_hangs_does_not_hold_up_another(kigen):
+    await queue_broadcast(
+        kigen,
+        [(f"s{n}", "slow", "en", True, None) for n in range(5)]
+        + [(f"f{n}", "fast", "en", True, None) for n in range(25)],
+    )
+    slow, fast = BlockedSender("slow"), sender("fast")
+    delivery = Delivery(
+        kigen.db, {"slow": slow, "fast": fast}, kigen.notices, kigen.clock, batch_size=10
+    )
+    run = asyncio.create_task(delivery.run_once())
+    for _ in range(200):
+        if len(fast.sent) == 25:
+            break
+        await asyncio.sleep(0.05)
+    assert sorted(user for user, _, _ in fast.sent) == sorted(f"f{n}" for n in range(25))
+    assert slow.sent == [] and not run.done()
+    slow.answer.set()
+    assert await run == 30
+    assert len(slow.sent) == 5
+
+
+async def test_one_run_goes_on_until_nothing_is_due(kigen):
+    await queue_broadcast(kigen, [(f"u{n}", "test", "en", True, None) for n in range(25)])
+    recording = sender()
+    delivery = Delivery(kigen.db, {"test": recording}, kigen.notices, kigen.clock, batch_size=10)
+    assert await delivery.run_once() == 25  # batches of 10, 10 and 5
+    assert len({user for user, _, _ in recording.sent}) == 25
+    assert await delivery.run_once() == 0
+
+
+async def test_stopping_lets_the_batch_being_sent_finish_and_claims_no_other(kigen):
+    await queue_broadcast(kigen, [(f"u{n}", "test", "en", True, None) for n in range(30)])
+    blocked = BlockedSender("test")
+    delivery = Delivery(kigen.db, {"test": blocked}, kigen.notices, kigen.clock, batch_size=10)
+    run = asyncio.create_task(delivery.run_once())
+    # The first row is being sent, the rest of its batch waits, the next batch is claimed.
+    await until(lambda: statuses(kigen), {"sending": 1, "claimed": 19, "pending": 10})
+    stopping = asyncio.create_task(delivery.stop())
+    await asyncio.sleep(0.1)
+    assert not stopping.done()
+    blocked.answer.set()
+    await stopping
+    handled = await run
+    # The batch being sent and the one claimed ahead are both sent; no third is claimed.
+    assert handled == 20 and len(blocked.sent) == 20
+    assert await delivery.run_once() == 0
