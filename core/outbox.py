@@ -107,8 +107,9 @@ class Delivery:
         self._stopped = False
 
     async def run_once(self) -> int:
-        """Deliver what is due now; returns how many rows were handled."""
-        if not self.senders or self._stopped:
+        """Deliver what is due now, until nothing is; returns how many rows were handled
+        (0 at once when a run is already in progress)."""
+        if not self.senders or self._stopped or self._running.locked():
             return 0
         async with self._running:
             handled = await asyncio.gather(*(self._lane(name) for name in self.senders))
