@@ -112,8 +112,18 @@ class Delivery:
         if not self.senders or self._stopped or self._running.locked():
             return 0
         async with self._running:
-            handled = await asyncio.gather(*(self._lane(name) for name in self.senders))
-            return sum(handled)
+            lanes = list(self.senders)
+            results = await asyncio.gather(
+                *(self._lane(name) for name in lanes), return_exceptions=True
+            )
+        handled = 0
+        for channel, result in zip(lanes, results, strict=True):
+            if isinstance(result, BaseException):
+                # One lane's failure (its database call, say) must not stop the others.
+                log.error("delivery to %s failed", channel, exc_info=result)
+            else:
+                handled += result
+        return handled
 
     async def stop(self) -> None:
         """Let the batches in progress finish, and start no other."""

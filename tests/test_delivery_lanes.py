@@ -99,3 +99,31 @@ async def test_stopping_lets_the_batch_being_sent_finish_and_claims_no_other(kig
     # The batch being sent and the one claimed ahead are both sent; no third is claimed.
     assert handled == 20 and len(blocked.sent) == 20
     assert await delivery.run_once() == 0
+
+
+class BrokenOn:
+    """Notices that fail on the rows of one channel, as a database error would."""
+
+    def __init__(self, notices, channel: str) -> None:
+        self.notices, self.channel = notices, channel
+
+    async def render_many(self, session, rows, now):
+        if any(row.channel == self.channel for row in rows):
+            raise RuntimeError("the database went away")
+        return await self.notices.render_many(session, rows, now)
+
+
+async def test_a_lane_that_fails_does_not_stop_the_others(kigen, caplog):
+    await queue_broadcast(
+        kigen,
+        [(f"b{n}", "broken", "en", True, None) for n in range(3)]
+        + [(f"f{n}", "fast", "en", True, None) for n in range(12)],
+    )
+    broken, fast = sender("broken"), sender("fast")
+    notices = BrokenOn(kigen.notices, "broken")
+    delivery = Delivery(
+        kigen.db, {"broken": broken, "fast": fast}, notices, kigen.clock, batch_size=5
+    )
+    assert await delivery.run_once() == 12
+    assert len(fast.sent) == 12 and broken.sent == []
+    assert "delivery to broken failed" in caplog.text
