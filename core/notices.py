@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -99,42 +100,37 @@ class Notices:
         self, session: AsyncSession, rows: list[OutboxMessage], now: datetime
     ) -> list[Rendered]:
         """Render ``rows``, loading what they need in a few queries rather than per row."""
-        user_ids = {row.user_id for row in rows if row.user_id}
-        expiry_ids = {row.expiry_id for row in rows if row.expiry_id}
+        users = await _by_id(session, User, {row.user_id for row in rows if row.user_id})
+        expiries = await _by_id(session, Expiry, {row.expiry_id for row in rows if row.expiry_id})
         batch_ids = [row.batch_id for row in rows if row.batch_id]
-        if user_ids:
-            await session.execute(select(User).where(User.id.in_(user_ids)))
-        if expiry_ids:
-            await session.execute(select(Expiry).where(Expiry.id.in_(expiry_ids)))
-        recipients: dict[int, list[tuple[int, str]]] = {}
-        if batch_ids:
-            batches = await session.execute(
-                select(BroadcastBatch).where(BroadcastBatch.id.in_(batch_ids))
-            )
-            broadcast_ids = {batch.broadcast_id for batch in batches.scalars()}
-            await session.execute(select(Broadcast).where(Broadcast.id.in_(broadcast_ids)))
-            recipients = await broadcasts.batch_recipients(session, batch_ids)
+        batches = await _by_id(session, BroadcastBatch, set(batch_ids))
+        broadcast_rows = await _by_id(
+            session, Broadcast, {b.broadcast_id for b in batches.values()}
+        )
+        recipients = await broadcasts.batch_recipients(session, batch_ids) if batch_ids else {}
         rendered = []
         for row in rows:
             if row.kind == OutboxKind.BROADCAST:
-                rendered.append(await self._broadcast(session, row, recipients))
+                batch = batches.get(row.batch_id) if row.batch_id else None
+                broadcast = broadcast_rows.get(batch.broadcast_id) if batch else None
+                rendered.append(self._broadcast(batch, broadcast, recipients))
             else:
-                rendered.append(await self._reminder_of(session, row, now))
+                user = users.get(row.user_id) if row.user_id else None
+                expiry = expiries.get(row.expiry_id) if row.expiry_id else None
+                rendered.append(self._reminder_of(row, user, expiry, now))
         return rendered
 
     async def render(self, session: AsyncSession, row: OutboxMessage, now: datetime) -> Rendered:
         (rendered,) = await self.render_many(session, [row], now)
         return rendered
 
-    async def _reminder_of(
-        self, session: AsyncSession, row: OutboxMessage, now: datetime
+    def _reminder_of(
+        self, row: OutboxMessage, user: User | None, expiry: Expiry | None, now: datetime
     ) -> Rendered:
-        user = await session.get(User, row.user_id) if row.user_id else None
         if user is None or not user.active:
             return Rendered(skip_reason="user gone")
         if row.stale_at is not None and row.stale_at <= now:
             return Rendered(skip_reason="stale")
-        expiry = await session.get(Expiry, row.expiry_id) if row.expiry_id else None
         if expiry is None:
             return Rendered(skip_reason="expiry deleted")
         if row.about_date is not None and row.about_date != expiry.expires_on:
@@ -145,15 +141,12 @@ class Notices:
         today = now.astimezone(ZoneInfo(user.timezone)).date()
         return Rendered([user.platform_id], [user.id], [self._reminder(t, row, expiry, today)])
 
-    async def _broadcast(
+    def _broadcast(
         self,
-        session: AsyncSession,
-        row: OutboxMessage,
+        batch: BroadcastBatch | None,
+        broadcast: Broadcast | None,
         recipients: dict[int, list[tuple[int, str]]],
     ) -> Rendered:
-        """(The batch, its broadcast and its recipients were loaded by :meth:`render_many`.)"""
-        batch = await session.get(BroadcastBatch, row.batch_id) if row.batch_id else None
-        broadcast = await session.get(Broadcast, batch.broadcast_id) if batch else None
         if batch is None or broadcast is None:
             return Rendered(skip_reason="broadcast deleted")
         if broadcast.status == BroadcastStatus.CANCELLED:
@@ -218,6 +211,15 @@ class Notices:
             language=t.code,
             choices=tuple(choices),
         )
+
+
+async def _by_id(session: AsyncSession, table: type[Any], ids: set[int]) -> dict[int, Any]:
+    """Rows of ``table`` by id, in one query. (Kept in a dict: the session's identity map
+    holds them only weakly, so looking them up there later could query again.)"""
+    if not ids:
+        return {}
+    result = await session.execute(select(table).where(table.id.in_(ids)))
+    return {item.id: item for item in result.scalars()}
 
 
 def broadcast_reply(broadcast: Broadcast, t: Translator) -> Reply:
