@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 
 from core import reminders
 from core.app import Kigen, build
@@ -143,6 +143,17 @@ async def claim_busiest_day(kigen: Kigen, clock: FixedClock, channels: Sequence[
     async with kigen.db.session() as session:  # the days before were delivered on their day
         await session.execute(
             OutboxMessage.__table__.update().where(OutboxMessage.due_at < day).values(status="sent")
+        )
+    if not kigen.db.is_sqlite:
+        # Those days' rows changed gradually in real life, and autovacuum kept up; here
+        # millions changed at once, and their dead index entries would slow every claim.
+        started = time.perf_counter()
+        async with kigen.db.engine.connect() as connection:
+            await connection.execution_options(isolation_level="AUTOCOMMIT")
+            await connection.execute(text("VACUUM ANALYZE outbox"))
+        print(
+            f"VACUUM ANALYZE outbox after marking the days before sent: "
+            f"{time.perf_counter() - started:.1f} s"
         )
 
     started = time.perf_counter()

@@ -131,9 +131,7 @@ class Workers:
     """``count`` ``kigen serve`` processes on free ports, started one after the other (so
     that only the first runs the migrations)."""
 
-    def __init__(
-        self, count: int, env: dict[str, str], folder: Path, command: list[str]
-    ) -> None:
+    def __init__(self, count: int, env: dict[str, str], folder: Path, command: list[str]) -> None:
         self.count = count
         self.command = command
         self.env = env

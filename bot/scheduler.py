@@ -7,6 +7,8 @@ these jobs side by side (the outbox claim shares rows out between them).
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -35,12 +37,13 @@ def start_scheduler(kigen: Kigen, delivery: Delivery, leadership: Leadership) ->
         max_instances=2,
     )
     scheduler.add_job(
-        _materialise,
+        one_at_a_time(_materialise),
         "interval",
         seconds=kigen.settings.delivery_interval_seconds,
         args=[kigen, leadership],
         id="broadcasts",
         next_run_time=datetime.now(UTC),
+        max_instances=2,  # see one_at_a_time
     )
     scheduler.add_job(
         _plan,
@@ -69,6 +72,20 @@ def start_scheduler(kigen: Kigen, delivery: Delivery, leadership: Leadership) ->
     )
     scheduler.start()
     return scheduler
+
+
+def one_at_a_time(job: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+    """A tick that finds the previous run still going (queueing a big broadcast takes many
+    ticks) returns at once, instead of APScheduler logging a warning that it skipped it."""
+    running = asyncio.Lock()
+
+    async def run(*args: object) -> None:
+        if running.locked():
+            return
+        async with running:
+            await job(*args)
+
+    return run
 
 
 async def _flush_question_counts(kigen: Kigen) -> None:

@@ -22,7 +22,7 @@ from core.store.models import Broadcast, BroadcastStatus
 
 #: Residents per platform call: LINE multicast takes 500 user ids; others one chat.
 BATCH_SIZES = {"line": 500}
-PAGE_SIZE = 5000
+PAGE_SIZE = 20_000
 FALLBACKS = ("english", "skip")
 ROLES = ("editor", "approver", "admin")
 

@@ -68,13 +68,14 @@ async def audience_page(
 ) -> list[tuple[int, str, str | None]]:
     """The next ``limit`` residents of the audience after user id ``after``:
     (id, channel, language)."""
-    result = await session.execute(
+    connection = await session.connection()  # plain rows: no ORM work for thousands
+    result = await connection.execute(
         select(User.id, User.channel, User.language)
         .where(*audience_conditions(audience, now), User.id > after)
         .order_by(User.id)
         .limit(limit)
     )
-    return [(row[0], row[1], row[2]) for row in result.all()]
+    return [(row[0], row[1], row[2]) for row in result]
 
 
 async def add_batches(

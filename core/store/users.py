@@ -8,7 +8,14 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.store import sql
-from core.store.models import DialogueState, Expiry, OutboxMessage, OutboxStatus, User
+from core.store.models import (
+    BroadcastRecipient,
+    DialogueState,
+    Expiry,
+    OutboxMessage,
+    OutboxStatus,
+    User,
+)
 
 
 async def get_user(session: AsyncSession, channel: str, platform_id: str) -> User | None:
@@ -88,7 +95,7 @@ def reactivate(user: User) -> None:
 
 async def delete_user(session: AsyncSession, user: User) -> None:
     """Delete the resident and everything stored about them."""
-    for table in (OutboxMessage, DialogueState, Expiry):
+    for table in (OutboxMessage, DialogueState, Expiry, BroadcastRecipient):
         await session.execute(delete(table).where(table.user_id == user.id))
     await session.execute(delete(User).where(User.id == user.id))
 
