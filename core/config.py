@@ -27,7 +27,7 @@ class Settings(BaseSettings):
     )
     locales_dir: Path = Field(default=REPO_ROOT / "locales")
     default_language: str = "en"
-    delivery_interval_seconds: float = Field(default=5.0, gt=0)
+    delivery_interval_seconds: float = Field(default=1.0, gt=0)
     claim_lease_seconds: int = Field(default=120, gt=0)
     log_level: str = "WARNING"
     log_messages: bool = False
