@@ -11,14 +11,29 @@ import tempfile
 
 frozen = subprocess.run(
     [sys.executable, "-m", "pip", "freeze", "--exclude-editable"],
-    capture_output=True, text=True, check=True,
+    capture_output=True,
+    text=True,
+    check=True,
 ).stdout
 with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as requirements:
     requirements.write(frozen)
 result = subprocess.run(
-    [sys.executable, "-m", "pip_audit", "-r", requirements.name, "--no-deps", "--disable-pip",
-     "--format", "json", "--progress-spinner", "off"],
-    capture_output=True, text=True, timeout=300,
+    [
+        sys.executable,
+        "-m",
+        "pip_audit",
+        "-r",
+        requirements.name,
+        "--no-deps",
+        "--disable-pip",
+        "--format",
+        "json",
+        "--progress-spinner",
+        "off",
+    ],
+    capture_output=True,
+    text=True,
+    timeout=300,
 )
 try:
     report = json.loads(result.stdout)

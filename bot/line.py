@@ -323,6 +323,10 @@ class LineBridge:
             log.warning("could not link the rich menu: %s", getattr(error, "status", error))
 
 
+#: Seconds a sender waits after LINE answered 429 (LINE gives no Retry-After).
+RATE_LIMIT_PAUSE = 1.0
+
+
 class LineSender:
     """Pushes outbox messages. The retry key makes a repeat after a crash harmless
     (LINE answers 409, which counts as sent). Calls are paced below LINE's rate limits
@@ -343,6 +347,7 @@ class LineSender:
     ) -> SendResult:
         """A push to one resident, a multicast to several (all in one language)."""
         messages = self.renderer.messages(replies)[:MAX_MESSAGES_PER_CALL]
+        limiter = self.push_limiter if len(recipients) == 1 else self.multicast_limiter
         try:
             if len(recipients) == 1:
                 await self.push_limiter.acquire()
@@ -361,6 +366,9 @@ class LineSender:
                     _request_timeout=REQUEST_TIMEOUT,
                 )
         except ApiException as error:
+            if error.status == 429:
+                # LINE counts refused attempts too: going on at full pace would prolong it.
+                limiter.pause(RATE_LIMIT_PAUSE)
             return result_of_error(error)
         except (TimeoutError, aiohttp.ClientError) as error:
             return SendResult(Outcome.RETRY, error=f"network: {type(error).__name__}")

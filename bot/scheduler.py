@@ -27,14 +27,11 @@ def start_scheduler(kigen: Kigen, delivery: Delivery, leadership: Leadership) ->
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
     )
     scheduler.add_job(
-        delivery.run_once,
+        delivery.tick,
         "interval",
         seconds=kigen.settings.delivery_interval_seconds,
         id="deliver",
         next_run_time=datetime.now(UTC),
-        # A run goes on while anything is due (a broadcast: minutes); the runs that fall
-        # due meanwhile return at once instead of being logged as skipped.
-        max_instances=2,
     )
     scheduler.add_job(
         one_at_a_time(_materialise),

@@ -67,7 +67,7 @@ def default_worker_id() -> str:
 
 
 class Delivery:
-    """The delivery job: run :meth:`run_once` every few seconds.
+    """The delivery job: the scheduler calls :meth:`tick` every second or so.
 
     Each channel is a lane of its own, so a slow platform never holds up another. A lane
     claims a batch, renders it, and claims and renders the next while the first is being
@@ -103,19 +103,34 @@ class Delivery:
         #: Channels whose rate cap must hold across replicas: only the leader sends them.
         self.leader_only = leader_only
         self.leadership = leadership
-        self._running = asyncio.Lock()
+        self._busy: set[str] = set()  #: the lanes running now
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._ticks: set[asyncio.Task[int]] = set()
         self._stopped = False
 
+    async def tick(self) -> None:
+        """The scheduler's job: start the idle lanes in the background and return."""
+        if self._stopped or self._busy.issuperset(self.senders):
+            return
+        task = asyncio.create_task(self.run_once())
+        self._ticks.add(task)
+        task.add_done_callback(self._ticks.discard)
+
     async def run_once(self) -> int:
-        """Deliver what is due now, until nothing is; returns how many rows were handled
-        (0 at once when a run is already in progress)."""
-        if not self.senders or self._stopped or self._running.locked():
+        """Run every idle lane until nothing is due; returns how many rows they handled. A
+        lane that an earlier call is still running is left to it, so a long Telegram
+        broadcast never keeps LINE waiting, nor the other way round."""
+        if self._stopped:
             return 0
-        async with self._running:
-            lanes = list(self.senders)
-            results = await asyncio.gather(
-                *(self._lane(name) for name in lanes), return_exceptions=True
-            )
+        lanes = [name for name in self.senders if name not in self._busy]
+        if not lanes:
+            return 0
+        self._busy.update(lanes)
+        self._idle.clear()
+        results = await asyncio.gather(
+            *(self._run_lane(name) for name in lanes), return_exceptions=True
+        )
         handled = 0
         for channel, result in zip(lanes, results, strict=True):
             if isinstance(result, BaseException):
@@ -128,8 +143,15 @@ class Delivery:
     async def stop(self) -> None:
         """Let the batches in progress finish, and start no other."""
         self._stopped = True
-        async with self._running:
-            pass
+        await self._idle.wait()
+
+    async def _run_lane(self, channel: str) -> int:
+        try:
+            return await self._lane(channel)
+        finally:
+            self._busy.discard(channel)
+            if not self._busy:
+                self._idle.set()
 
     async def _lane(self, channel: str) -> int:
         handled = 0

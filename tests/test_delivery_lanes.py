@@ -68,10 +68,14 @@ async def test_a_platform_that_hangs_does_not_hold_up_another(kigen):
         await asyncio.sleep(0.05)
     assert sorted(user for user, _, _ in fast.sent) == sorted(f"f{n}" for n in range(25))
     assert slow.sent == [] and not run.done()
-    assert await delivery.run_once() == 0  # the job's next tick: a run is in progress
+    # A new broadcast while the slow lane still hangs: the fast lane runs again at once.
+    await queue_broadcast(kigen, [("g0", "fast", "en", True, None)])
+    assert await delivery.run_once() == 26  # f0 to f24 and g0, for the second broadcast
+    assert len(fast.sent) == 51
     slow.answer.set()
     assert await run == 30
     assert len(slow.sent) == 5
+    assert await delivery.run_once() == 5  # the slow lane's share of the second broadcast
 
 
 async def test_one_run_goes_on_until_nothing_is_due(kigen):
@@ -127,3 +131,15 @@ async def test_a_lane_that_fails_does_not_stop_the_others(kigen, caplog):
     assert await delivery.run_once() == 12
     assert len(fast.sent) == 12 and broken.sent == []
     assert "delivery to broken failed" in caplog.text
+
+
+async def test_a_tick_starts_the_lanes_in_the_background_and_returns(kigen):
+    await queue_broadcast(kigen, [(f"u{n}", "test", "en", True, None) for n in range(12)])
+    blocked = BlockedSender("test")
+    delivery = Delivery(kigen.db, {"test": blocked}, kigen.notices, kigen.clock, batch_size=5)
+    await asyncio.wait_for(delivery.tick(), timeout=5)
+    await until(lambda: statuses(kigen), {"sending": 1, "claimed": 9, "pending": 2})
+    await delivery.tick()  # the lane is busy: nothing more starts
+    blocked.answer.set()
+    await delivery.stop()
+    assert len(blocked.sent) == 10  # the batch being sent and the one claimed ahead
