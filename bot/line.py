@@ -349,15 +349,14 @@ class LineSender:
         messages = self.renderer.messages(replies)[:MAX_MESSAGES_PER_CALL]
         limiter = self.push_limiter if len(recipients) == 1 else self.multicast_limiter
         try:
+            await limiter.acquire()
             if len(recipients) == 1:
-                await self.push_limiter.acquire()
                 await self.api.push_message(
                     PushMessageRequest(to=recipients[0], messages=messages),
                     x_line_retry_key=retry_key(key),
                     _request_timeout=REQUEST_TIMEOUT,
                 )
             else:
-                await self.multicast_limiter.acquire()
                 # Built without validation: the 500 ids are LINE's own, and pydantic checking
                 # each of them again took a third of the CPU of sending a broadcast.
                 await self.api.multicast(

@@ -106,7 +106,7 @@ class Delivery:
         self._busy: set[str] = set()  #: the lanes running now
         self._idle = asyncio.Event()
         self._idle.set()
-        self._ticks: set[asyncio.Task[int]] = set()
+        self._ticks: set[asyncio.Task[int]] = set()  #: held so they are not collected
         self._stopped = False
 
     async def tick(self) -> None:
@@ -176,7 +176,6 @@ class Delivery:
         async with self.db.session() as session:
             idempotent = self.senders[channel].idempotent
             await outbox.resolve_interrupted(session, now, channel, idempotent=idempotent)
-        async with self.db.session() as session:
             ids = await outbox.claim_due(
                 session,
                 now=now,

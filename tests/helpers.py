@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import time
 from datetime import date
 from typing import Any
@@ -98,4 +100,18 @@ def wait_for(condition, timeout: float, interval: float = 0.05) -> bool:  # type
         if condition():
             return True
         time.sleep(interval)
+    return False
+
+
+async def wait_for_async(condition, timeout: float, interval: float = 0.05) -> bool:  # type: ignore[no-untyped-def]
+    """:func:`wait_for` on the event loop: ``condition`` may return a bool or an awaitable
+    of one, and the loop goes on between the polls."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return True
+        await asyncio.sleep(interval)
     return False

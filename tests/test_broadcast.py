@@ -26,18 +26,12 @@ async def residents(kigen, specs) -> None:
             user.language, user.updates_opt_in = language, updates
             rows.append(user.model_dump(exclude={"id"}))
         await session.execute(insert(User), rows)
-        ids = dict(
-            (
-                await session.execute(
-                    select(User.platform_id, User.id).where(
-                        User.channel.in_({channel for _, channel, _, _, _ in specs})
-                    )
-                )
-            ).all()
-        )
-        for platform_id, _, _, _, kind in specs:
+        stored = await session.execute(select(User.channel, User.platform_id, User.id))
+        ids = {(channel, platform_id): user_id for channel, platform_id, user_id in stored}
+        for platform_id, channel, _, _, kind in specs:
             if kind:
-                await expiries.add_expiry(session, ids[platform_id], kind, date(2027, 1, 10), now)
+                user_id = ids[channel, platform_id]
+                await expiries.add_expiry(session, user_id, kind, date(2027, 1, 10), now)
 
 
 def sender(channel: str = "test") -> RecordingSender:

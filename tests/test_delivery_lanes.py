@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from core import broadcast
 from core.outbox import Delivery
 from core.store.models import OutboxMessage
+from tests.helpers import wait_for_async
 from tests.test_broadcast import approve_and_send, new, residents, sender
 from tests.test_delivery import RecordingSender
 
@@ -27,20 +28,12 @@ class BlockedSender(RecordingSender):
         return await super().send(recipients, replies, key=key)
 
 
-async def statuses(kigen) -> dict[str, int]:
+async def statuses_are(kigen, expected: dict[str, int]) -> bool:
     async with kigen.db.session() as session:
         result = await session.execute(
             select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)
         )
-        return dict(result.all())
-
-
-async def until(probe, expected, seconds: float = 10.0) -> None:
-    for _ in range(int(seconds / 0.05)):
-        if (seen := await probe()) == expected:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"still {seen}, expected {expected}")
+        return dict(result.all()) == expected
 
 
 async def queue_broadcast(kigen, specs) -> int:
@@ -62,10 +55,7 @@ async def test_a_platform_that_hangs_does_not_hold_up_another(kigen):
         kigen.db, {"slow": slow, "fast": fast}, kigen.notices, kigen.clock, batch_size=10
     )
     run = asyncio.create_task(delivery.run_once())
-    for _ in range(200):
-        if len(fast.sent) == 25:
-            break
-        await asyncio.sleep(0.05)
+    assert await wait_for_async(lambda: len(fast.sent) == 25, 10)
     assert sorted(user for user, _, _ in fast.sent) == sorted(f"f{n}" for n in range(25))
     assert slow.sent == [] and not run.done()
     # A new broadcast while the slow lane still hangs: the fast lane runs again at once.
@@ -93,7 +83,8 @@ async def test_stopping_lets_the_batch_being_sent_finish_and_claims_no_other(kig
     delivery = Delivery(kigen.db, {"test": blocked}, kigen.notices, kigen.clock, batch_size=10)
     run = asyncio.create_task(delivery.run_once())
     # The first row is being sent, the rest of its batch waits, the next batch is claimed.
-    await until(lambda: statuses(kigen), {"sending": 1, "claimed": 19, "pending": 10})
+    expected = {"sending": 1, "claimed": 19, "pending": 10}
+    assert await wait_for_async(lambda: statuses_are(kigen, expected), 10)
     stopping = asyncio.create_task(delivery.stop())
     await asyncio.sleep(0.1)
     assert not stopping.done()
@@ -138,7 +129,8 @@ async def test_a_tick_starts_the_lanes_in_the_background_and_returns(kigen):
     blocked = BlockedSender("test")
     delivery = Delivery(kigen.db, {"test": blocked}, kigen.notices, kigen.clock, batch_size=5)
     await asyncio.wait_for(delivery.tick(), timeout=5)
-    await until(lambda: statuses(kigen), {"sending": 1, "claimed": 9, "pending": 2})
+    expected = {"sending": 1, "claimed": 9, "pending": 2}
+    assert await wait_for_async(lambda: statuses_are(kigen, expected), 10)
     await delivery.tick()  # the lane is busy: nothing more starts
     blocked.answer.set()
     await delivery.stop()

@@ -3,13 +3,11 @@ goes; every process on SQLite (one host)."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
-
 from sqlalchemy import text
 
 from core.leader import Leadership
 from core.store.db import Database
+from tests.helpers import wait_for_async
 
 
 async def test_one_leader_at_a_time_and_a_successor_when_it_goes(database_url):
@@ -24,7 +22,7 @@ async def test_one_leader_at_a_time_and_a_successor_when_it_goes(database_url):
         assert not await other.check()
         assert await leader.check()  # still leading on the next tick
         await _kill_lock_holders(second)  # the leader's connection dies with its process
-        assert await _within_seconds(other.check)
+        assert await wait_for_async(other.check, 5)
         assert not await leader.check()  # it notices and steps down
         await other.release()
         assert await leader.check()  # a graceful release frees the lock at once
@@ -32,14 +30,6 @@ async def test_one_leader_at_a_time_and_a_successor_when_it_goes(database_url):
     finally:
         await first.dispose()
         await second.dispose()
-
-
-async def _within_seconds(check: Callable[[], Awaitable[bool]], seconds: float = 5.0) -> bool:
-    for _ in range(int(seconds / 0.1)):
-        if await check():
-            return True
-        await asyncio.sleep(0.1)
-    return False
 
 
 async def _kill_lock_holders(db: Database) -> None:
