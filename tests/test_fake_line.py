@@ -209,6 +209,35 @@ def test_discriminator_descends_and_dedupes():
     assert errors == [{"message": "'nope' is not of type 'array'", "property": "quickReply.items"}]
 
 
+def test_a_body_of_a_known_shape_still_has_its_recipient_and_postback_data_checked():
+    def push(to: Any, data: Any, label: Any = "Stop") -> dict[str, Any]:
+        action = {"type": "postback", "label": label, "data": data}
+        item = {"type": "action", "action": action}
+        message = {"type": "text", "text": "hi", "quickReply": {"items": [item]}}
+        return {"to": to, "messages": [message]}
+
+    schema = "PushMessageRequest"
+    assert messaging_body_errors(schema, push(USER, "stop:1")) == []
+    # The same shape for another resident and expiry: only recipient and data are checked.
+    assert messaging_body_errors(schema, push("U" + "2" * 32, "stop:2")) == []
+    assert messaging_body_errors(schema, push(USER, "x" * 301)) == [
+        {"message": "postback data must be a string of 0 to 300", "property": "data"}
+    ]
+    assert messaging_body_errors(schema, push(USER, 7)) == [
+        {"message": "postback data must be a string of 0 to 300", "property": "data"}
+    ]
+    assert messaging_body_errors(schema, push("", "stop:3")) == [
+        {"message": "invalid recipients", "property": "to"}
+    ]
+    # Anything else that differs is a new shape, validated in full.
+    assert messaging_body_errors(schema, push(USER, "stop:4", label=5)) == [
+        {
+            "message": "5 is not of type 'string'",
+            "property": "messages[0].quickReply.items[0].action.label",
+        }
+    ]
+
+
 async def test_multicast_limit_500_ids(fake: FakeLine, api):
     ids = [f"U{i:032x}" for i in range(501)]
     await api.multicast(MulticastRequest(to=ids[:500], messages=[text("to 500")]))

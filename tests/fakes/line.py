@@ -210,17 +210,38 @@ def _describe(err: Any) -> tuple[str, str]:
 
 
 _VALID_SHAPES: set[tuple[str, str, str]] = set()
+_POSTBACK_DATA = "<postback data>"
 
 
-def _recipient_free_key(spec_name: str, schema: str, instance: Any) -> tuple[str, str, str] | None:
-    """For a body with recipients (``to``): the body without them, so that a message sent
-    to thousands of residents is validated in full once. The recipients themselves are
-    checked by :func:`_recipient_errors`."""
+def _shape(instance: Any, postback_data: list[Any]) -> Any:
+    """``instance`` with every postback action's ``data`` replaced by a placeholder; the
+    replaced values are appended to ``postback_data``."""
+    if isinstance(instance, list):
+        return [_shape(item, postback_data) for item in instance]
+    if not isinstance(instance, dict):
+        return instance
+    shaped = {key: _shape(value, postback_data) for key, value in instance.items()}
+    if instance.get("type") == "postback" and "data" in instance:
+        postback_data.append(instance["data"])
+        shaped["data"] = _POSTBACK_DATA
+    return shaped
+
+
+def _shape_key(
+    spec_name: str, schema: str, instance: Any
+) -> tuple[tuple[str, str, str], list[Any]] | None:
+    """For a body with recipients (``to``): a key for its shape without the recipients and
+    without the postback data of its actions, and that data; so that a reminder sent to
+    thousands of residents (the same message, each with their own recipient and postback
+    ids) is validated in full once. Recipients and postback data are checked on their own by
+    :func:`_recipient_errors` and :func:`_postback_data_errors`."""
     if not isinstance(instance, dict) or "to" not in instance:
         return None
-    rest = {k: v for k, v in instance.items() if k != "to"}
-    shape = "list" if isinstance(instance["to"], list) else "str"
-    return spec_name, schema, f"{shape}:{json.dumps(rest, sort_keys=True)}"
+    postback_data: list[Any] = []
+    rest = _shape({k: v for k, v in instance.items() if k != "to"}, postback_data)
+    recipients = "list" if isinstance(instance["to"], list) else "str"
+    key = f"{recipients}:{json.dumps(rest, sort_keys=True)}"
+    return (spec_name, schema, key), postback_data
 
 
 def _recipient_errors(instance: dict[str, Any]) -> list[dict[str, str]]:
@@ -232,13 +253,32 @@ def _recipient_errors(instance: dict[str, Any]) -> list[dict[str, str]]:
     return [{"message": "invalid recipients", "property": "to"}]
 
 
+@functools.cache
+def _postback_data_schema(spec_name: str) -> dict[str, Any]:
+    """The spec's own constraints on a postback action's ``data``."""
+    postback = _spec(spec_name)["components"]["schemas"]["PostbackAction"]
+    return next(
+        part["properties"]["data"]
+        for part in postback["allOf"]
+        if "data" in part.get("properties", {})
+    )
+
+
+def _postback_data_errors(spec_name: str, values: list[Any]) -> list[dict[str, str]]:
+    schema = _postback_data_schema(spec_name)
+    low, high = schema.get("minLength", 0), schema.get("maxLength", float("inf"))
+    if all(isinstance(v, str) and low <= len(v) <= high for v in values):
+        return []
+    return [{"message": f"postback data must be a string of {low} to {high}", "property": "data"}]
+
+
 def _schema_errors(spec_name: str, schema: str, instance: Any) -> list[dict[str, str]]:
-    key = _recipient_free_key(spec_name, schema, instance)
-    if key is not None and key in _VALID_SHAPES:
-        return _recipient_errors(instance)
+    shape = _shape_key(spec_name, schema, instance)
+    if shape is not None and shape[0] in _VALID_SHAPES:
+        return _recipient_errors(instance) + _postback_data_errors(spec_name, shape[1])
     details = _full_schema_errors(spec_name, schema, instance)
-    if key is not None and not details:
-        _VALID_SHAPES.add(key)
+    if shape is not None and not details:
+        _VALID_SHAPES.add(shape[0])
     return details
 
 
