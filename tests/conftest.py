@@ -44,6 +44,12 @@ def _postgres_reason() -> str | None:
 POSTGRES_SKIP = _postgres_reason()
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``slow`` first: the suite runs on several workers (pytest-xdist), and a
+    two-minute test handed out last would leave the other workers idle at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request, tmp_path):
     """A fresh database per test: a SQLite file, or a schema of its own in PostgreSQL
