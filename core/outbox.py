@@ -19,6 +19,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from core import metrics
 from core.clock import Clock
 from core.leader import Leadership
@@ -195,8 +197,7 @@ class Delivery:
         if sender.idempotent:
             await self._send_together(sender, jobs)
         else:
-            for job in jobs:
-                await self._send_together(sender, [job])
+            await self._send_one_at_a_time(sender, jobs)
 
     async def _prepare(self, ids: list[int]) -> list[_Job]:
         """Render the claimed rows; drop those no longer worth sending."""
@@ -237,77 +238,93 @@ class Delivery:
         return jobs
 
     async def _send_together(self, sender: Sender, jobs: list[_Job]) -> None:
-        """Mark the rows as being sent, send them (concurrently), record the results.
-
-        A sender that drops repeats gets whole batches; any other gets one row at a time,
-        so that a crash leaves at most one row whose fate is unknown.
-        """
+        """For a sender that drops repeats: mark the whole batch as being sent, send it
+        (concurrently), record the results."""
         if not jobs:
             return
         async with self.db.session() as session:
-            marked = set(
-                await outbox.mark_sending(
-                    session,
-                    [j.row_id for j in jobs],
-                    self.worker_id,
-                    lease_until=self.clock.now() + self.lease,
-                )
-            )
-        jobs = [job for job in jobs if job.row_id in marked]
+            jobs = await self._mark_sending(session, jobs)
         limit = asyncio.Semaphore(self.concurrency)
 
         async def send(job: _Job) -> SendResult:
             async with limit:
-                try:
-                    key = f"outbox:{job.row_id}"
-                    return await sender.send(job.recipients, job.replies, key=key)
-                except Exception as error:  # a sender bug must not stop the other deliveries
-                    log.exception("sender %s crashed on outbox row %s", sender.channel, job.row_id)
-                    return SendResult(Outcome.RETRY, error=type(error).__name__)
+                return await self._deliver(sender, job)
 
         results = await asyncio.gather(*(send(job) for job in jobs))
-        answered = self.clock.now()
-        for job, result in zip(jobs, results, strict=True):
-            metrics.OUTBOX_RESULTS.labels(sender.channel, job.kind, result.outcome).inc()
-            if result.outcome == Outcome.SENT:
-                latency = (answered - job.due_at).total_seconds()
-                metrics.DELIVERY_LATENCY.labels(sender.channel).observe(max(latency, 0.0))
-        await self._record(list(zip(jobs, results, strict=True)))
+        async with self.db.session() as session:
+            await self._record(session, list(zip(jobs, results, strict=True)))
 
-    async def _record(self, outcomes: list[tuple[_Job, SendResult]]) -> None:
+    async def _send_one_at_a_time(self, sender: Sender, jobs: list[_Job]) -> None:
+        """For any other sender: one row at a time, so that a crash leaves at most one row
+        whose fate is unknown. The result of a row is recorded in the transaction that
+        marks the next one: one transaction per message."""
+        previous: list[tuple[_Job, SendResult]] = []
+        for job in jobs:
+            async with self.db.session() as session:
+                await self._record(session, previous)
+                marked = await self._mark_sending(session, [job])
+            previous = [(job, await self._deliver(sender, job))] if marked else []
+        if previous:
+            async with self.db.session() as session:
+                await self._record(session, previous)
+
+    async def _mark_sending(self, session: AsyncSession, jobs: list[_Job]) -> list[_Job]:
+        """Mark the rows as being sent; returns those still ours (not cancelled meanwhile)."""
+        marked = set(
+            await outbox.mark_sending(
+                session,
+                [j.row_id for j in jobs],
+                self.worker_id,
+                lease_until=self.clock.now() + self.lease,
+            )
+        )
+        return [job for job in jobs if job.row_id in marked]
+
+    async def _deliver(self, sender: Sender, job: _Job) -> SendResult:
+        try:
+            result = await sender.send(job.recipients, job.replies, key=f"outbox:{job.row_id}")
+        except Exception as error:  # a sender bug must not stop the other deliveries
+            log.exception("sender %s crashed on outbox row %s", sender.channel, job.row_id)
+            result = SendResult(Outcome.RETRY, error=type(error).__name__)
+        metrics.OUTBOX_RESULTS.labels(sender.channel, job.kind, result.outcome).inc()
+        if result.outcome == Outcome.SENT:
+            latency = (self.clock.now() - job.due_at).total_seconds()
+            metrics.DELIVERY_LATENCY.labels(sender.channel).observe(max(latency, 0.0))
+        return result
+
+    async def _record(self, session: AsyncSession, outcomes: list[tuple[_Job, SendResult]]) -> None:
+        if not outcomes:
+            return
         now = self.clock.now()
         sent = [job.row_id for job, result in outcomes if result.outcome == Outcome.SENT]
-        async with self.db.session() as session:
-            await outbox.finish_many(
-                session, sent, self.worker_id, status=OutboxStatus.SENT, now=now
-            )
-            for job, result in outcomes:
-                if result.outcome == Outcome.SENT:
-                    continue
-                if result.outcome == Outcome.RETRY and job.attempts < MAX_ATTEMPTS:
-                    await outbox.finish(
-                        session,
-                        job.row_id,
-                        self.worker_id,
-                        status=OutboxStatus.PENDING,
-                        now=now,
-                        error=result.error,
-                        retry_at=now + backoff(job.attempts, result.retry_after),
-                    )
-                    continue
-                await outbox.finish_many(
+        await outbox.finish_many(session, sent, self.worker_id, status=OutboxStatus.SENT, now=now)
+        for job, result in outcomes:
+            if result.outcome == Outcome.SENT:
+                continue
+            if result.outcome == Outcome.RETRY and job.attempts < MAX_ATTEMPTS:
+                await outbox.finish(
                     session,
-                    [job.row_id],
+                    job.row_id,
                     self.worker_id,
-                    status=OutboxStatus.FAILED,
+                    status=OutboxStatus.PENDING,
                     now=now,
-                    error=result.error or result.outcome,
+                    error=result.error,
+                    retry_at=now + backoff(job.attempts, result.retry_after),
                 )
-                if result.outcome == Outcome.GONE:
-                    for user_id in job.user_ids:
-                        user = await users.get_by_id(session, user_id)
-                        if user is not None:
-                            await users.mark_inactive(session, user, now, "blocked")
+                continue
+            await outbox.finish_many(
+                session,
+                [job.row_id],
+                self.worker_id,
+                status=OutboxStatus.FAILED,
+                now=now,
+                error=result.error or result.outcome,
+            )
+            if result.outcome == Outcome.GONE:
+                for user_id in job.user_ids:
+                    user = await users.get_by_id(session, user_id)
+                    if user is not None:
+                        await users.mark_inactive(session, user, now, "blocked")
 
 
 @dataclass(frozen=True, slots=True)

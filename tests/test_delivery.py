@@ -209,6 +209,26 @@ async def test_an_interrupted_send_is_not_repeated_unless_the_platform_drops_rep
     assert [key for _, key, _ in idempotent.sent] == [f"outbox:{row_id}"]
 
 
+async def test_one_at_a_time_leaves_only_the_message_being_sent_in_doubt(kigen, clock):
+    """A sender that cannot drop repeats: while a message is being sent, it is the only row
+    marked as sending, and every message before it is already recorded as sent."""
+    for number in range(4):
+        await save_date(kigen, user=f"u{number}")
+    clock.move_to(datetime(2026, 12, 15, 9, 0, tzinfo=JST))
+    seen: list[tuple[int, int]] = []
+
+    class Watching(RecordingSender):
+        async def send(self, recipients, replies, *, key):  # type: ignore[no-untyped-def]
+            statuses = [row.status for row in await rows(kigen)]
+            seen.append((statuses.count("sending"), statuses.count("sent")))
+            return await super().send(recipients, replies, key=key)
+
+    sender = Watching(idempotent=False)
+    assert await delivery(kigen, sender).run_once() == 4
+    assert seen == [(1, 0), (1, 1), (1, 2), (1, 3)]
+    assert [row.status for row in await rows(kigen)].count("sent") == 4
+
+
 async def test_renewing_starts_a_new_ladder_and_keeps_history(kigen, clock):
     chat = await save_date(kigen)
     sender = RecordingSender()
