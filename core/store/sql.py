@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from types import ModuleType
 from typing import Any
 
 from sqlalchemy import Table, bindparam, func, select
@@ -14,6 +15,22 @@ def insert(session: AsyncSession, table: Any) -> Any:
     """An INSERT for the session's database that supports ``on_conflict_do_nothing``."""
     dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
     return dialect.insert(table)
+
+
+def prepared(build: Callable[[ModuleType], Any]) -> Callable[[AsyncSession], Any]:
+    """A statement built once per kind of database and reused, its values given at
+    execution: for a statement that runs on every message, building it (and its cache
+    key) cost more CPU than running it. ``build`` gets the dialect module whose ``insert``
+    supports ``on_conflict_do_nothing``."""
+    built: dict[str, Any] = {}
+
+    def statement(session: AsyncSession) -> Any:
+        name = session.bind.dialect.name
+        if name not in built:
+            built[name] = build(postgresql if name == "postgresql" else sqlite)
+        return built[name]
+
+    return statement
 
 
 async def insert_many(

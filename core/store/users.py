@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.store import sql
@@ -25,14 +25,20 @@ async def get_user(session: AsyncSession, channel: str, platform_id: str) -> Use
     return result.scalar_one_or_none()
 
 
+#: Built once: this query runs for every message.
+_USER_AND_STATE = (
+    select(User, DialogueState)
+    .outerjoin(DialogueState, DialogueState.user_id == User.id)
+    .where(User.channel == bindparam("channel"), User.platform_id == bindparam("platform_id"))
+)
+
+
 async def get_user_and_state(
     session: AsyncSession, channel: str, platform_id: str
 ) -> tuple[User | None, DialogueState | None]:
     """The resident with this platform id and their dialogue state, in one query."""
     result = await session.execute(
-        select(User, DialogueState)
-        .outerjoin(DialogueState, DialogueState.user_id == User.id)
-        .where(User.channel == channel, User.platform_id == platform_id)
+        _USER_AND_STATE, {"channel": channel, "platform_id": platform_id}
     )
     row = result.first()
     return (row[0], row[1]) if row is not None else (None, None)
@@ -43,17 +49,20 @@ def new_user(channel: str, platform_id: str, now: datetime) -> User:
     return User(channel=channel, platform_id=platform_id, created_at=now)
 
 
+_ADD_USER = sql.prepared(
+    lambda dialect: (
+        dialect.insert(User)
+        .on_conflict_do_nothing(index_elements=["channel", "platform_id"])
+        .returning(User)
+    )
+)
+
+
 async def add_user(session: AsyncSession, user: User) -> User:
     """Store a new resident now, so that it has an id. When another process stored the same
     resident a moment earlier (two replicas, one first contact), that row is returned."""
     values = user.model_dump(exclude={"id"})
-    statement = (
-        sql.insert(session, User)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=["channel", "platform_id"])
-        .returning(User)
-    )
-    stored = (await session.execute(statement)).scalar_one_or_none()
+    stored = (await session.execute(_ADD_USER(session), values)).scalar_one_or_none()
     if stored is None:
         stored = await get_user(session, user.channel, user.platform_id)
     assert stored is not None  # it conflicted, so it exists
