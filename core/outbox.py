@@ -260,9 +260,17 @@ class Delivery:
         marks the next one: one transaction per message."""
         previous: list[tuple[_Job, SendResult]] = []
         for job in jobs:
-            async with self.db.session() as session:
-                await self._record(session, previous)
-                marked = await self._mark_sending(session, [job])
+            try:
+                async with self.db.session() as session:
+                    await self._record(session, previous)
+                    marked = await self._mark_sending(session, [job])
+            except Exception:
+                # Marking the next row failed (a lock timeout, say): the result of the
+                # message already sent must not be rolled back with it.
+                if previous:
+                    async with self.db.session() as session:
+                        await self._record(session, previous)
+                raise
             previous = [(job, await self._deliver(sender, job))] if marked else []
         if previous:
             async with self.db.session() as session:

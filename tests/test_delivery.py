@@ -229,6 +229,28 @@ async def test_one_at_a_time_leaves_only_the_message_being_sent_in_doubt(kigen, 
     assert [row.status for row in await rows(kigen)].count("sent") == 4
 
 
+async def test_a_failed_mark_does_not_roll_back_the_result_before_it(kigen, clock, monkeypatch):
+    for number in range(2):
+        await save_date(kigen, user=f"u{number}")
+    clock.move_to(datetime(2026, 12, 15, 9, 0, tzinfo=JST))
+    real_mark = outbox.mark_sending
+    calls = 0
+
+    async def mark_once(*args, **kwargs):  # type: ignore[no-untyped-def]
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise RuntimeError("lock timeout")
+        return await real_mark(*args, **kwargs)
+
+    monkeypatch.setattr(outbox, "mark_sending", mark_once)
+    sender = RecordingSender(idempotent=False)
+    await delivery(kigen, sender).run_once()  # the lane's failure is logged, not raised
+    assert len(sender.sent) == 1
+    statuses = [row.status for row in await rows(kigen)]
+    assert statuses.count("sent") == 1 and "sending" not in statuses
+
+
 async def test_renewing_starts_a_new_ladder_and_keeps_history(kigen, clock):
     chat = await save_date(kigen)
     sender = RecordingSender()
