@@ -54,6 +54,9 @@ _ADD_USER = sql.prepared(
         dialect.insert(User)
         .on_conflict_do_nothing(index_elements=["channel", "platform_id"])
         .returning(User)
+        # Values given at execution make this an ORM "bulk" insert, which would leave out
+        # a None instead of storing NULL (and so take the column's default).
+        .execution_options(render_nulls=True)
     )
 )
 
