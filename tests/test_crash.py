@@ -69,7 +69,6 @@ def start(database_url: str, line: FakeLine) -> subprocess.Popen:
     )
 
 
-@pytest.mark.slow
 async def test_sigkill_mid_delivery_loses_nothing_and_doubles_nothing(database_url):
     await due_now(database_url)
     with FakeLine() as line:
