@@ -58,6 +58,9 @@ async def test_a_platform_that_hangs_does_not_hold_up_another(kigen):
     assert await wait_for_async(lambda: len(fast.sent) == 25, 10)
     assert sorted(user for user, _, _ in fast.sent) == sorted(f"f{n}" for n in range(25))
     assert slow.sent == [] and not run.done()
+    # The fast lane ends once it has recorded its last batch and found nothing more due (a
+    # moment after the last send; longer on a loaded machine).
+    assert await wait_for_async(lambda: "fast" not in delivery._busy, 10)
     # A new broadcast while the slow lane still hangs: the fast lane runs again at once.
     await queue_broadcast(kigen, [("g0", "fast", "en", True, None)])
     assert await delivery.run_once() == 26  # f0 to f24 and g0, for the second broadcast
