@@ -4,7 +4,8 @@ In:  ``{"user": "u1", "text": "..."}``, ``{"user": "u1", "choice": "<id>"}``,
 ``{"user": "u1", "date": "2027-03-15"}``, ``{"user": "u1", "event": "follow"}``; an
 optional ``"lang"`` is the platform's language hint.
 Out: ``{"user": "u1", "lang": "en", "replies": [{"text", "choices", "date_request",
-"intent"}]}``, or ``{"error": "...", "line": N}`` for a line that is not a valid request.
+"intent", "language"}]}``, or ``{"error": "...", "line": N}`` for a line that is not a
+valid request.
 """
 
 from __future__ import annotations

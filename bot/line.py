@@ -3,7 +3,8 @@
 The adapter only translates. Choices become quick-reply buttons (at most 13 with labels
 of at most 20 characters; longer lists and the reminder list become a Flex bubble); a
 date request becomes a date picker; replies use the reply token while it is valid and
-push otherwise; outbox messages are pushed with a retry key derived from the row.
+push otherwise, and go to the outbox when LINE does not take them; outbox messages are
+pushed with a retry key derived from the row.
 """
 
 from __future__ import annotations
@@ -276,36 +277,56 @@ class LineBridge:
             replies = [await self.conversation.error_reply(CHANNEL, incoming.user_id)]
         if not replies:
             return
-        await self._answer(event, incoming.user_id, self.renderer.messages(replies), event_id or "")
+        await self._answer(event, incoming.user_id, replies, event_id or "")
         language_set = next((r.language for r in replies if r.intent == "language:set"), None)
         if language_set and language_set in self.rich_menus:
             await self._link_menu(incoming.user_id, self.rich_menus[language_set])
 
-    async def _answer(
-        self, event: LineEvent, user_id: str, messages: list[Message], key: str
-    ) -> None:
+    async def _answer(self, event: LineEvent, user_id: str, replies: list[Reply], key: str) -> None:
+        """Reply with the token while it is valid, push otherwise. What LINE does not take
+        for a passing reason (an outage, a timeout, 429) is queued, to be pushed later."""
         token = getattr(event, "reply_token", None)
-        age = time.time() - event.timestamp / 1000
-        batches = [
-            messages[i : i + MAX_MESSAGES_PER_CALL]
-            for i in range(0, len(messages), MAX_MESSAGES_PER_CALL)
-        ]
-        for number, batch in enumerate(batches):
-            if number == 0 and token and age < REPLY_TOKEN_LIFETIME.total_seconds():
-                try:
-                    await self.api.reply_message(
-                        ReplyMessageRequest(reply_token=token, messages=batch),
-                        _request_timeout=REQUEST_TIMEOUT,
-                    )
+        if time.time() - event.timestamp / 1000 >= REPLY_TOKEN_LIFETIME.total_seconds():
+            token = None
+        rendered = [self.renderer.reply(reply) for reply in replies]
+        messages = [message for reply_messages in rendered for message in reply_messages]
+        owner = [index for index, reply_messages in enumerate(rendered) for _ in reply_messages]
+        for number, start in enumerate(range(0, len(messages), MAX_MESSAGES_PER_CALL)):
+            batch = messages[start : start + MAX_MESSAGES_PER_CALL]
+            try:
+                await self._reply_or_push(
+                    user_id, batch, token if number == 0 else None, key, number
+                )
+            except (ApiException, TimeoutError, aiohttp.ClientError) as error:
+                result = result_of_failure(error)
+                if result.outcome == Outcome.SENT:
                     continue
-                except ApiException as error:
-                    log.info("reply failed (%s), pushing instead", error.status)
-            request = PushMessageRequest(to=user_id, messages=batch)
-            await self.api.push_message(
-                request,
-                x_line_retry_key=retry_key(f"{key}:{number}"),
-                _request_timeout=REQUEST_TIMEOUT,
-            )
+                if result.outcome != Outcome.RETRY:
+                    raise
+                log.warning("LINE did not take an answer (%s); it is queued", result.error)
+                # Whole replies, from the one this batch starts in: should its first
+                # messages have gone in the batch before, they arrive twice rather than
+                # the reply arriving cut.
+                await self.conversation.deliver_later(CHANNEL, user_id, replies[owner[start] :])
+                return
+
+    async def _reply_or_push(
+        self, user_id: str, batch: list[Message], token: str | None, key: str, number: int
+    ) -> None:
+        if token:
+            try:
+                await self.api.reply_message(
+                    ReplyMessageRequest(reply_token=token, messages=batch),
+                    _request_timeout=REQUEST_TIMEOUT,
+                )
+                return
+            except ApiException as error:
+                log.info("reply failed (%s), pushing instead", error.status)
+        await self.api.push_message(
+            PushMessageRequest(to=user_id, messages=batch),
+            x_line_retry_key=retry_key(f"{key}:{number}"),
+            _request_timeout=REQUEST_TIMEOUT,
+        )
 
     async def _profile_language(self, user_id: str) -> str | None:
         try:
@@ -345,8 +366,19 @@ class LineSender:
     async def send(
         self, recipients: Sequence[str], replies: Sequence[Reply], *, key: str
     ) -> SendResult:
-        """A push to one resident, a multicast to several (all in one language)."""
-        messages = self.renderer.messages(replies)[:MAX_MESSAGES_PER_CALL]
+        """A push to one resident, a multicast to several (all in one language); five
+        messages per call, each call with a retry key of its own."""
+        messages = self.renderer.messages(replies)
+        for number, start in enumerate(range(0, len(messages), MAX_MESSAGES_PER_CALL)):
+            batch = messages[start : start + MAX_MESSAGES_PER_CALL]
+            result = await self._call(recipients, batch, key if number == 0 else f"{key}:{number}")
+            if result.outcome != Outcome.SENT:
+                return result
+        return SendResult(Outcome.SENT)
+
+    async def _call(
+        self, recipients: Sequence[str], messages: list[Message], key: str
+    ) -> SendResult:
         limiter = self.push_limiter if len(recipients) == 1 else self.multicast_limiter
         try:
             await limiter.acquire()
@@ -364,14 +396,19 @@ class LineSender:
                     x_line_retry_key=retry_key(key),
                     _request_timeout=REQUEST_TIMEOUT,
                 )
-        except ApiException as error:
-            if error.status == 429:
+        except (ApiException, TimeoutError, aiohttp.ClientError) as error:
+            if isinstance(error, ApiException) and error.status == 429:
                 # LINE counts refused attempts too: going on at full pace would prolong it.
                 limiter.pause(RATE_LIMIT_PAUSE)
-            return result_of_error(error)
-        except (TimeoutError, aiohttp.ClientError) as error:
-            return SendResult(Outcome.RETRY, error=f"network: {type(error).__name__}")
+            return result_of_failure(error)
         return SendResult(Outcome.SENT)
+
+
+def result_of_failure(error: ApiException | TimeoutError | aiohttp.ClientError) -> SendResult:
+    """How a failed call to the Messaging API counts: an error answer or no answer."""
+    if isinstance(error, ApiException):
+        return result_of_error(error)
+    return SendResult(Outcome.RETRY, error=f"network: {type(error).__name__}")
 
 
 def result_of_error(error: ApiException) -> SendResult:

@@ -126,8 +126,17 @@ async def fold_keyboard(query: CallbackQuery) -> None:
         text = message.text
     try:
         await query.edit_message_text(text, link_preview_options=NO_PREVIEW)
-    except BadRequest as error:  # e.g. the message is too old to edit
+    except TelegramError as error:  # the message is too old to edit, Telegram is down...
         log.info("could not fold a keyboard: %s", error.message)
+
+
+async def stop_spinner(query: CallbackQuery) -> None:
+    """Answer a pressed button (which stops its spinner); cosmetic, so a failure is only
+    logged and the press is still handled."""
+    try:
+        await query.answer()
+    except TelegramError as error:
+        log.info("could not answer a button press: %s", error.message)
 
 
 class TelegramBridge:
@@ -145,14 +154,22 @@ class TelegramBridge:
             return
         query = update.callback_query
         if query is not None:
-            await query.answer()
+            await stop_spinner(query)
         incoming = incoming_from_update(update)
         if incoming is None:
             return
         replies = await self.conversation.handle(incoming)
         if query is not None:
             await fold_keyboard(query)
-        await send_replies(self.application.bot, incoming.user_id, replies)
+        for index, reply in enumerate(replies):
+            try:
+                await send_replies(self.application.bot, incoming.user_id, [reply])
+            except (RetryAfter, NetworkError) as error:
+                if isinstance(error, BadRequest):  # a NetworkError too, but not passing
+                    raise
+                log.warning("Telegram did not take an answer (%s); it is queued", error.message)
+                await self.conversation.deliver_later(CHANNEL, incoming.user_id, replies[index:])
+                return
 
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         log.error("handling a Telegram update failed", exc_info=context.error)

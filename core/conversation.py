@@ -8,8 +8,8 @@ is waiting for it) and remember where the dialogue stands.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from datetime import date
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import date, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,7 +28,7 @@ from core.keyed_lock import KeyedLock
 from core.knowledge import KnowledgeBase
 from core.messages import Event, Incoming, Reply, clean_text
 from core.question_tally import QuestionTally
-from core.store import events, users
+from core.store import events, outbox, users
 from core.store.db import Database
 from core.store.models import User
 from core.textnorm import is_unspaced, normalise
@@ -41,6 +41,8 @@ MAX_TEXT_LENGTH = 1000
 #: and text, so that a short or mixed message does not flip the conversation.
 SWITCH_CONFIDENCE = 0.5
 SWITCH_MIN_LENGTH = 12
+#: An answer the platform could not take is still sent this long after it was given.
+REPLY_STALE_AFTER = timedelta(days=1)
 SENSITIVE_KINDS = frozenset({privacy.PiiKind.MY_NUMBER, privacy.PiiKind.CARD_NUMBER})
 
 Handler = Callable[[Context], Awaitable[list[Reply]]]
@@ -161,6 +163,27 @@ class Conversation:
         t = self.catalogs.translator(user.language if user and user.language else "en")
         text = t.gettext("Sorry, something went wrong on my side. Please try again in a moment.")
         return Reply(text=text, intent="error:internal", language=t.code)
+
+    async def deliver_later(self, channel: str, user_id: str, replies: Sequence[Reply]) -> None:
+        """Queue replies that the platform did not take (an outage, a timeout): the delivery
+        job sends them like a reminder, retrying until the platform is back, or drops them
+        once they are a day old."""
+        if not replies:
+            return
+        now = self.clock.now()
+        async with self.db.session() as session:
+            user = await users.get_user(session, channel, user_id)
+            if user is None or user.id is None:
+                return
+            await outbox.add_reply(
+                session,
+                user_id=user.id,
+                channel=channel,
+                body=[reply.to_dict() for reply in replies],
+                due_at=now,
+                stale_at=now + REPLY_STALE_AFTER,
+            )
+        metrics.REPLIES_DEFERRED.labels(channel).inc()
 
     async def handle(self, incoming: Incoming, *, event_id: str | None = None) -> list[Reply]:
         """Answer one thing a resident did. With the platform's ``event_id``, a repeat of an

@@ -120,6 +120,7 @@ class Reply:
             "choices": [{"id": c.id, "label": c.label} for c in self.choices],
             "date_request": self.date_request,
             "intent": self.intent,
+            "language": self.language,
         }
         if self.document is not None:
             data["document"] = {
@@ -129,6 +130,26 @@ class Reply:
                 "url": self.document.url,
             }
         return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Reply:
+        """The reply that :meth:`to_dict` gave."""
+        document = data.get("document")
+        return cls(
+            text=data["text"],
+            intent=data["intent"],
+            language=data["language"],
+            choices=tuple(Choice(c["id"], c["label"]) for c in data["choices"]),
+            date_request=data["date_request"],
+            document=Document(
+                document["filename"],
+                document["media_type"],
+                document["content"].encode("utf-8"),
+                document["url"],
+            )
+            if document
+            else None,
+        )
 
 
 def split_text(text: str, limit: int) -> list[str]:

@@ -7,6 +7,11 @@ from prometheus_client import Counter, Histogram
 
 MESSAGES_IN = Counter("kigen_messages_in_total", "Things residents did, per channel", ["channel"])
 REPLIES = Counter("kigen_replies_total", "Replies by what Kigen did", ["channel", "intent"])
+REPLIES_DEFERRED = Counter(
+    "kigen_replies_deferred_total",
+    "Answers the platform did not take at once, queued for the delivery job",
+    ["channel"],
+)
 OUTBOX_RESULTS = Counter(
     "kigen_outbox_results_total", "Outbox deliveries by outcome", ["channel", "kind", "outcome"]
 )

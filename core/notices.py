@@ -1,5 +1,6 @@
 """What an outbox row says when it is delivered: rendered at send time, in the
-resident's current language, so a language change or a renewal is never out of date."""
+resident's current language, so a language change or a renewal is never out of date.
+(A queued answer is the exception: it is sent as it was given.)"""
 
 from __future__ import annotations
 
@@ -114,6 +115,9 @@ class Notices:
                 batch = batches.get(row.batch_id) if row.batch_id else None
                 broadcast = broadcast_rows.get(batch.broadcast_id) if batch else None
                 rendered.append(self._broadcast(batch, broadcast, recipients))
+            elif row.kind == OutboxKind.REPLY:
+                user = users.get(row.user_id) if row.user_id else None
+                rendered.append(_reply_of(row, user, now))
             else:
                 user = users.get(row.user_id) if row.user_id else None
                 expiry = expiries.get(row.expiry_id) if row.expiry_id else None
@@ -211,6 +215,18 @@ class Notices:
             language=t.code,
             choices=tuple(choices),
         )
+
+
+def _reply_of(row: OutboxMessage, user: User | None, now: datetime) -> Rendered:
+    """An answer queued because the platform did not take it: sent as it was given."""
+    if user is None or not user.active:
+        return Rendered(skip_reason="user gone")
+    if row.stale_at is not None and row.stale_at <= now:
+        return Rendered(skip_reason="stale")
+    replies = [Reply.from_dict(data) for data in row.body or ()]
+    if not replies:
+        return Rendered(skip_reason="nothing to send")
+    return Rendered([user.platform_id], [user.id], replies)
 
 
 async def _by_id(session: AsyncSession, table: type[Any], ids: set[int]) -> dict[int, Any]:

@@ -32,7 +32,9 @@ from core.store.models import OutboxStatus
 
 log = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 8
+#: With the backoff below, retries span about 2.4 hours: a platform outage of that long
+#: loses nothing.
+MAX_ATTEMPTS = 12
 MAX_BACKOFF = timedelta(hours=1)
 
 

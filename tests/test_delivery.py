@@ -109,6 +109,55 @@ async def test_retry_after_is_honoured_then_sent(kigen, clock):
     assert len(sender.sent) == 1
 
 
+async def test_a_two_hour_outage_loses_no_reminder(kigen, clock):
+    await save_date(kigen)
+    sender = RecordingSender()
+    job = delivery(kigen, sender)
+    start = datetime(2026, 12, 15, 9, 0, tzinfo=JST)
+    clock.move_to(start)
+    while clock.now() < start + timedelta(hours=2):
+        sender.script = [SendResult(Outcome.RETRY, error="503")]
+        await job.run_once()
+        clock.move_to(clock.now() + timedelta(minutes=1))
+    window = (await rows(kigen))[0]
+    assert (window.status, window.last_error, window.attempts) == ("pending", "503", 11)
+    sender.script = []  # the platform is back
+    clock.move_to(clock.now() + timedelta(hours=1))
+    await job.run_once()
+    assert [r[2][0].intent for r in sender.sent] == ["reminder:window"]
+
+
+async def test_a_queued_answer_is_sent_as_given_then_forgotten(kigen, clock):
+    chat = Chat(kigen.conversation, user="u1")
+    await chat.say("/start")
+    (given,) = await chat.say("/mydata")
+    assert given.document is not None
+    await kigen.conversation.deliver_later("test", "u1", [given])
+    sender = RecordingSender()
+    await delivery(kigen, sender).run_once()
+    ((recipient, _key, replies),) = sender.sent
+    assert (recipient, replies) == ("u1", [given])
+    (row,) = [row for row in await rows(kigen) if row.kind == "reply"]
+    assert (row.status, row.body) == ("sent", None)
+
+
+async def test_a_queued_answer_is_dropped_after_a_day_or_when_the_resident_left(kigen, clock):
+    for user in ("u1", "u2"):
+        await Chat(kigen.conversation, user=user).say("/start")
+        reply = Reply(text=f"for {user}", intent="test", language="en")
+        await kigen.conversation.deliver_later("test", user, [reply])
+    leaving = Chat(kigen.conversation, user="u2")
+    await leaving.say("/forget")
+    await leaving.press("forget:yes")
+    await kigen.conversation.deliver_later("test", "nobody", [reply])  # never met: not kept
+    clock.move_to(clock.now() + timedelta(days=1))
+    sender = RecordingSender()
+    await delivery(kigen, sender).run_once()
+    assert sender.sent == []
+    (row,) = [row for row in await rows(kigen) if row.kind == "reply"]
+    assert (row.status, row.last_error, row.body) == ("dropped", "stale", None)
+
+
 def test_backoff_grows_and_is_capped():
     assert backoff(1, None) == timedelta(seconds=5)
     assert backoff(3, None) == timedelta(seconds=20)

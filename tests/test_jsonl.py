@@ -55,7 +55,8 @@ def test_a_scripted_journey_in_order(database_url):
     ]
     assert out[4]["replies"][0]["date_request"] is True
     assert "June 30, 2027" in out[7]["replies"][0]["text"]
-    assert set(out[0]["replies"][0]) == {"text", "choices", "date_request", "intent"}
+    assert set(out[0]["replies"][0]) == {"text", "choices", "date_request", "intent", "language"}
+    assert out[1]["replies"][0]["language"] == "en"
 
 
 def test_the_clock_decides_what_is_in_the_past(database_url):

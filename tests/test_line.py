@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import date, datetime, timedelta
 
 import httpx
@@ -23,8 +25,10 @@ from sqlalchemy import func, select
 from bot.line import LineSender, Renderer, retry_key
 from bot.line_richmenu import setup_rich_menus
 from bot.serve import KigenServer
+from core import metrics
 from core.clock import FixedClock
 from core.config import Settings
+from core.messages import Event, Incoming, Reply
 from core.outbox import Delivery
 from core.store import users
 from core.store.models import OutboxMessage, User
@@ -204,16 +208,85 @@ async def test_choosing_a_language_links_the_rich_menu_of_that_language(line, li
         await app.stop()
 
 
+@asynccontextmanager
+async def line_sender(
+    line: FakeLine, kigen, clock, settings: Settings | None = None
+) -> AsyncIterator[LineSender]:
+    """Kigen's LINE sender, talking to the fake through the real SDK."""
+    async with AsyncApiClient(
+        Configuration(host=line.base_url, access_token=line.access_token)
+    ) as client:
+        renderer = Renderer(kigen.catalogs, clock)
+        yield LineSender(AsyncMessagingApi(client), renderer, settings or kigen.settings)
+
+
+async def reply_rows(kigen) -> list[OutboxMessage]:
+    async with kigen.db.session() as session:
+        query = select(OutboxMessage).where(OutboxMessage.kind == "reply")
+        return list((await session.execute(query.order_by(OutboxMessage.id))).scalars())
+
+
+async def test_an_answer_line_does_not_take_is_pushed_once_it_is_back(line, server, webhook):
+    line.add_profile(USER, language="en")
+    line.fail_next("reply", 500)
+    line.fail_next("push", 503)
+    deferred = metrics.REPLIES_DEFERRED.labels("line")
+    before = deferred._value.get()
+    assert (await webhook.post(webhook.follow(USER))).status_code == 200
+    assert line.delivered_to(USER) == []
+    assert deferred._value.get() == before + 1
+    (row,) = await reply_rows(server.kigen)
+    assert row.status == "pending" and row.body[0]["intent"] == "onboarding:language"
+
+    line.fail_next("push", 500)  # still down at the first try
+    await server.delivery.run_once()
+    assert line.delivered_to(USER) == []
+    await server.delivery.run_once()  # the retry waits for its backoff
+    assert line.delivered_to(USER) == []
+
+    server.clock.move_to(server.clock.now() + timedelta(seconds=6))
+    await server.delivery.run_once()
+    (greeting,) = line.delivered_to(USER)
+    assert greeting == row.body[0]["text"]
+    (pushed,) = [r for r in line.pushes() if r.accepted]
+    assert "lang:en" in postbacks(pushed.json["messages"][0])
+    assert pushed.retry_key == retry_key(f"outbox:{row.id}")
+    (row,) = await reply_rows(server.kigen)
+    assert (row.status, row.attempts, row.body) == ("sent", 2, None)
+
+
+async def test_an_answer_line_refuses_for_good_is_not_queued(line, server, webhook):
+    line.add_profile(USER, language="en")
+    line.fail_next("reply", 400)
+    line.fail_next("push", 400)
+    assert (await webhook.post(webhook.follow(USER))).status_code == 200
+    assert line.delivered_to(USER) == [] and await reply_rows(server.kigen) == []
+
+
+async def test_a_queued_answer_of_seven_messages_arrives_once_each(line, kigen, clock):
+    await kigen.conversation.handle(Incoming("line", USER, event=Event.FOLLOW))
+    replies = [Reply(text=f"part {n}", intent="test", language="en") for n in range(7)]
+    await kigen.conversation.deliver_later("line", USER, replies)
+    # Down at the first try; at the second, LINE takes the first five messages but answers
+    # 500; at the third it answers 409 for them (already taken) and the last two follow.
+    line.fail_next("push", 500)
+    line.fail_next("push", 500, after_delivery=True)
+    async with line_sender(line, kigen, clock) as sender:
+        delivery = Delivery(kigen.db, {"line": sender}, kigen.notices, clock)
+        for _ in range(4):
+            await delivery.run_once()
+            clock.move_to(clock.now() + timedelta(minutes=1))
+    assert line.delivered_to(USER)[-7:] == [f"part {n}" for n in range(7)]
+    assert [r.status for r in line.pushes()] == [500, 500, 409, 200]
+    (row,) = await reply_rows(kigen)
+    assert row.status == "sent"
+
+
 async def test_reminders_are_pushed_once_with_a_retry_key(line, kigen, clock):
     await due_reminders(kigen, "line", range(3), date(2027, 3, 15))
     line.fail_next("push", 429, message="You have reached your monthly limit.")
     line.fail_next("push", 500, after_delivery=True)
-    async with AsyncApiClient(
-        Configuration(host=line.base_url, access_token=line.access_token)
-    ) as client:
-        sender = LineSender(
-            AsyncMessagingApi(client), Renderer(kigen.catalogs, clock), kigen.settings
-        )
+    async with line_sender(line, kigen, clock) as sender:
         delivery = Delivery(kigen.db, {"line": sender}, kigen.notices, clock)
         clock.move_to(datetime(2026, 12, 15, 9, 0, tzinfo=JST))
         for _ in range(6):
@@ -237,12 +310,7 @@ async def test_reminders_are_pushed_once_with_a_retry_key(line, kigen, clock):
 async def test_a_refused_push_is_a_permanent_failure_with_the_reason(line, kigen, clock):
     await due_reminders(kigen, "line", range(1), date(2027, 3, 15))
     line.fail_next("push", 400, message="The property, 'to', in the request body is invalid")
-    async with AsyncApiClient(
-        Configuration(host=line.base_url, access_token=line.access_token)
-    ) as client:
-        sender = LineSender(
-            AsyncMessagingApi(client), Renderer(kigen.catalogs, clock), kigen.settings
-        )
+    async with line_sender(line, kigen, clock) as sender:
         clock.move_to(datetime(2026, 12, 15, 9, 0, tzinfo=JST))
         await Delivery(kigen.db, {"line": sender}, kigen.notices, clock).run_once()
     async with kigen.db.session() as session:
@@ -297,12 +365,7 @@ async def test_a_10000_resident_broadcast_goes_out_in_20_multicasts_once_each(li
     await broadcast.approve(kigen.db, clock.now(), broadcast_id, "boss", "admin", two_person=True)
     await broadcast.start(kigen.db, clock.now(), broadcast_id, "boss")
     await broadcast.materialise(kigen.db, clock.now())
-    async with AsyncApiClient(
-        Configuration(host=line.base_url, access_token=line.access_token)
-    ) as client:
-        sender = LineSender(
-            AsyncMessagingApi(client), Renderer(kigen.catalogs, clock), kigen.settings
-        )
+    async with line_sender(line, kigen, clock) as sender:
         # A worker sends the first batch, LINE accepts it, and the worker dies before recording it.
         async with kigen.db.session() as session:
             (first,) = await outbox.claim_due(
@@ -355,10 +418,7 @@ async def test_multicasts_are_paced_below_the_configured_rate(line, kigen, clock
     await broadcast.start(kigen.db, clock.now(), broadcast_id, "boss")
     await broadcast.materialise(kigen.db, clock.now())
     paced = kigen.settings.model_copy(update={"line_multicast_rate": 2.0})
-    async with AsyncApiClient(
-        Configuration(host=line.base_url, access_token=line.access_token)
-    ) as client:
-        sender = LineSender(AsyncMessagingApi(client), Renderer(kigen.catalogs, clock), paced)
+    async with line_sender(line, kigen, clock, paced) as sender:
         await Delivery(kigen.db, {"line": sender}, kigen.notices, clock).run_once()
     assert len([r for r in line.multicasts() if r.accepted]) == 6
     assert line.max_rate_observed("multicast") <= 3

@@ -18,7 +18,7 @@ from core.clock import FixedClock
 from core.config import Settings
 from core.outbox import Delivery
 from core.store import users
-from core.store.models import User
+from core.store.models import OutboxMessage, User
 from tests.conftest import JST
 from tests.fakes.telegram import FakeTelegram, post_update, spec_available
 from tests.helpers import dump_tables
@@ -140,6 +140,40 @@ async def test_a_whole_journey_through_the_webhook(telegram, server):
     # Left: ids of handled updates, and how often questions were asked (no user in them).
     assert {name for name, rows in tables.items() if rows} == {"processed_events", "question_stats"}
     assert str(CHAT) not in repr(tables["question_stats"])
+
+
+async def reply_rows(server: KigenServer) -> list[OutboxMessage]:
+    async with server.kigen.db.session() as session:
+        query = select(OutboxMessage).where(OutboxMessage.kind == "reply")
+        return list((await session.execute(query.order_by(OutboxMessage.id))).scalars())
+
+
+async def test_answers_telegram_does_not_take_are_sent_once_it_is_back(telegram, server):
+    resident = Resident(telegram, server)
+    await resident.say("/start")
+    # Down for the press: its spinner, the folding of the keyboard and the answer all fail.
+    telegram.fail_next("answerCallbackQuery", 500)
+    telegram.fail_next("editMessageText", 502)
+    telegram.fail_next("sendMessage", 500)
+    assert await resident.press("lang:en") == []
+    (row,) = await reply_rows(server)
+    assert row.status == "pending" and row.body[0]["text"] == "I will write to you in English."
+    async with server.kigen.db.session() as session:
+        user = await users.get_user(session, "telegram", str(CHAT))
+    assert user.language == "en"  # the press itself was handled
+
+    telegram.fail_next("sendDocument", 500)  # the export's text goes out, its file does not
+    await resident.say("/mydata")
+    assert telegram.calls("sendDocument")[-1].status == 500
+
+    await server.delivery.run_once()
+    texts = telegram.sent_texts(CHAT)
+    assert texts.count("I will write to you in English.") == 1
+    (document,) = [call for call in telegram.calls("sendDocument") if call.status == 200]
+    _filename, content, _type = document.files["document"]
+    assert json.loads(content)["language"] == "en"
+    rows = await reply_rows(server)
+    assert [(row.status, row.body) for row in rows] == [("sent", None), ("sent", None)]
 
 
 async def test_the_command_menu_is_published_per_language(telegram, server):

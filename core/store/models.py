@@ -65,6 +65,7 @@ class OutboxStatus(StrEnum):
 class OutboxKind(StrEnum):
     REMINDER = "reminder"
     BROADCAST = "broadcast"
+    REPLY = "reply"  #: an answer the platform did not take at once (an outage): sent later
 
 
 class OutboxMessage(SQLModel, table=True):
@@ -110,6 +111,9 @@ class OutboxMessage(SQLModel, table=True):
     lease_until: datetime | None = None
     last_error: str | None = Field(default=None, max_length=300)
     sent_at: datetime | None = None
+    #: The replies of a ``reply`` row (:meth:`core.messages.Reply.to_dict`); emptied once
+    #: the row is settled, so an answer is kept no longer than it takes to deliver it.
+    body: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
 class DialogueState(SQLModel, table=True):

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.store import sql
@@ -124,6 +124,30 @@ async def pending_reminders(session: AsyncSession, expiry_id: int) -> list[Outbo
     return list(result.scalars())
 
 
+async def add_reply(
+    session: AsyncSession,
+    *,
+    user_id: int,
+    channel: str,
+    body: list[dict[str, object]],
+    due_at: datetime,
+    stale_at: datetime,
+) -> None:
+    """Queue replies that the platform did not take when they were answered."""
+    await session.execute(
+        insert(OutboxMessage).values(
+            user_id=user_id,
+            channel=channel,
+            kind=OutboxKind.REPLY,
+            body=body,
+            due_at=due_at,
+            stale_at=stale_at,
+            status=OutboxStatus.PENDING,
+            attempts=0,
+        )
+    )
+
+
 def _claimable(now: datetime):  # type: ignore[no-untyped-def]
     """Due pending rows, and claimed rows whose worker's lease ran out before sending."""
     return or_(
@@ -205,7 +229,7 @@ async def finish(
     if retry_at is not None:
         values.update(status=OutboxStatus.PENDING, due_at=retry_at)
     else:
-        values["status"] = status
+        values.update(status=status, body=None)
         if status == OutboxStatus.SENT:
             values["sent_at"] = now
     await session.execute(
@@ -225,7 +249,7 @@ async def finish_many(
     now: datetime,
     error: str | None = None,
 ) -> None:
-    """Record one outcome for many rows this worker holds, in one statement."""
+    """Record one final outcome for many rows this worker holds, in one statement."""
     if not row_ids:
         return
     values: dict[str, object] = {
@@ -233,6 +257,7 @@ async def finish_many(
         "claimed_by": None,
         "lease_until": None,
         "last_error": error,
+        "body": None,
     }
     if status == OutboxStatus.SENT:
         values["sent_at"] = now
@@ -265,6 +290,7 @@ async def resolve_interrupted(
         values = {
             "status": OutboxStatus.FAILED,
             "last_error": "interrupted while sending; not repeated",
+            "body": None,
         }
     result = await session.execute(
         update(OutboxMessage)
