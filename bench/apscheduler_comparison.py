@@ -276,6 +276,7 @@ class CountingSender:
     channel = "line"
     idempotent = True
     max_recipients = 500
+    in_flight = 16
 
     def __init__(self) -> None:
         self.sent = 0

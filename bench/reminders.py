@@ -37,6 +37,7 @@ class NullSender:
     channel = "line"
     idempotent = True
     max_recipients = 500
+    in_flight = 16
 
     async def send(self, recipients, replies, *, key):  # type: ignore[no-untyped-def]
         return SendResult(Outcome.SENT)

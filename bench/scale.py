@@ -4,11 +4,13 @@ bench/reminders.py), then broadcast to all N through a real ``kigen serve`` proc
 
     .venv/bin/python bench/scale.py [--residents 1000000] [--telegram 6000]
         [--database-url postgresql+psycopg://postgres@127.0.0.1:5432/test]
+        [--skip-reminders] [--latency-ms 0]
 
 The run gets a PostgreSQL schema of its own, dropped at the end. The fake LINE and
 Telegram servers (tests/fakes) run in a process of their own, limited like the platforms
 (LINE: multicast 200 and push 2,000 requests per second; Telegram: 30 messages per second,
-one per chat per second); so do ``kigen serve`` (the leader: it queues the broadcast and
+one per chat per second; ``--latency-ms`` delays each answer, as the real platforms
+are that far away); so do ``kigen serve`` (the leader: it queues the broadcast and
 sends it with the real line-bot-sdk and python-telegram-bot) and this process (seeding,
 planning, polling). Prints each phase, the sending rates as a share of the platform
 limits, the 429s, whether every resident got the broadcast exactly once and in their
@@ -75,9 +77,10 @@ def vm_hwm_mb(pid: int | str = "self") -> float:
 # ---- the fake platforms, in a process of their own ---------------------------------------
 
 
-def run_fakes(pipe: Connection) -> None:
-    """Serve FakeLine and FakeTelegram at the platforms' limits; send their addresses, then
-    answer one request for a report (see :func:`platform_report`)."""
+def run_fakes(pipe: Connection, latency: float) -> None:
+    """Serve FakeLine and FakeTelegram at the platforms' limits, answering ``latency``
+    seconds late; send their addresses, then answer one request for a report (see
+    :func:`platform_report`)."""
     from tests.fakes.line import FakeLine
     from tests.fakes.telegram import FakeTelegram
 
@@ -85,6 +88,7 @@ def run_fakes(pipe: Connection) -> None:
         line.rate_limit("multicast", LINE_MULTICAST)
         line.rate_limit("pushMessage", LINE_PUSH)
         telegram.rate_limit(per_second=TELEGRAM, per_chat_per_second=1)
+        line.delay = telegram.delay = latency
         pipe.send(
             {
                 "line_url": line.base_url,
@@ -255,13 +259,14 @@ async def main(args: argparse.Namespace) -> None:
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     context = multiprocessing.get_context("spawn")
     ours, theirs = context.Pipe()
-    fakes = context.Process(target=run_fakes, args=(theirs,), name="fakes")
+    fakes = context.Process(target=run_fakes, args=(theirs, args.latency_ms / 1000), name="fakes")
     fakes.start()
     args.fakes = ours.recv()
     folder = Path(tempfile.mkdtemp(prefix="kigen-scale-"))
     print(
         f"{args.residents:,} residents: {args.residents - args.telegram:,} on LINE, "
-        f"{args.telegram:,} on Telegram; {os.cpu_count()} CPUs, "
+        f"{args.telegram:,} on Telegram; platforms answer after {args.latency_ms} ms; "
+        f"{os.cpu_count()} CPUs, "
         f"load average {os.getloadavg()[0]:.1f}"
     )
     try:
@@ -296,5 +301,11 @@ if __name__ == "__main__":
         "--skip-reminders",
         action="store_true",
         help="seed only, no ladders: a quick look at the broadcast alone",
+    )
+    parser.add_argument(
+        "--latency-ms",
+        type=int,
+        default=0,
+        help="the fakes answer this late (a server far from the platform: 100 to 300 ms)",
     )
     asyncio.run(main(parser.parse_args()))

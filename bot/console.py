@@ -25,6 +25,7 @@ class ConsoleSender:
     channel = CHANNEL
     idempotent = False
     max_recipients = 1
+    in_flight = 1
 
     def __init__(self, chat: TerminalChat) -> None:
         self.chat = chat

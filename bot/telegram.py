@@ -8,7 +8,9 @@ with a date placeholder; documents are sent as files.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
+from datetime import timedelta
 
 from telegram import (
     Bot,
@@ -44,6 +46,9 @@ MENU_LANGUAGES = {
 }  # fmt: skip
 ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"]
 GONE_ERRORS = ("chat not found", "user is deactivated", "bot was blocked")
+#: Seconds within which Telegram answers a call from most servers: by default the sender
+#: keeps the rate's worth of that many messages on their way.
+ANSWER_WITHIN = 0.3
 
 
 def build_application(settings: Settings, *, polling: bool = False) -> Application:
@@ -106,6 +111,12 @@ async def send_replies(bot: Bot, chat_id: int | str, replies: Sequence[Reply], *
         if reply.document is not None:
             document = InputFile(reply.document.content, filename=reply.document.filename)
             await bot.send_document(chat_id, document, **options)
+
+
+def seconds_of(period: int | timedelta) -> float:
+    """A time period of python-telegram-bot in seconds: a timedelta where PTB_TIMEDELTA is
+    set, an int (deprecated) otherwise."""
+    return period.total_seconds() if isinstance(period, timedelta) else float(period)
 
 
 async def fold_keyboard(query: CallbackQuery) -> None:
@@ -203,7 +214,8 @@ class TelegramBridge:
 class TelegramSender:
     """Sends outbox messages under Telegram's limits: a global rate (25/s by default,
     up to 1,000/s with paid broadcasts) and 1 message per second per chat; a RetryAfter
-    pauses the whole sender."""
+    pauses the whole sender. Several messages are on their way at once (``in_flight``),
+    or the time each waits for its answer would cap the rate."""
 
     channel = CHANNEL
     idempotent = False
@@ -212,7 +224,9 @@ class TelegramSender:
     def __init__(self, bot: Bot, settings: Settings) -> None:
         self.bot = bot
         self.paid = settings.telegram_paid_broadcast
-        self.limiter = RateLimiter(1000.0 if self.paid else settings.telegram_rate, 1.0)
+        rate = 1000.0 if self.paid else settings.telegram_rate
+        self.limiter = RateLimiter(rate, 1.0)
+        self.in_flight = settings.telegram_in_flight or math.ceil(rate * ANSWER_WITHIN)
 
     async def send(
         self, recipients: Sequence[str], replies: Sequence[Reply], *, key: str
@@ -224,7 +238,7 @@ class TelegramSender:
                 await self.limiter.acquire(recipient)
                 await send_replies(self.bot, recipient, [reply], **options)
         except RetryAfter as error:
-            seconds = error.retry_after.total_seconds()
+            seconds = seconds_of(error.retry_after)
             self.limiter.pause(seconds)
             return SendResult(Outcome.RETRY, retry_after=seconds, error="429 retry after")
         except Forbidden as error:

@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     telegram_webhook_secret: SecretStr | None = None
     telegram_rate: float = Field(default=25.0, gt=0, le=1000)
     telegram_paid_broadcast: bool = False
+    #: None: enough to keep the rate with answers 300 ms away (see bot/telegram.py).
+    telegram_in_flight: int | None = Field(default=None, ge=1, le=1000)
     line_channel_secret: SecretStr | None = None
     line_channel_access_token: SecretStr | None = None
     line_api_url: str | None = None

@@ -60,6 +60,10 @@ class Sender(Protocol):
     idempotent: bool
     #: How many residents one call can reach (LINE multicast: 500; elsewhere 1).
     max_recipients: int
+    #: How many messages may be on their way at once: enough to keep the platform's rate
+    #: while each call waits for its answer. Where the platform does not drop repeats, it
+    #: is also how many messages a crash can leave in doubt.
+    in_flight: int
 
     async def send(
         self, recipients: Sequence[str], replies: Sequence[Reply], *, key: str
@@ -75,8 +79,9 @@ class Delivery:
 
     Each channel is a lane of its own, so a slow platform never holds up another. A lane
     claims a batch, renders it, and claims and renders the next while the first is being
-    sent; it goes on until nothing is due, so a big broadcast is sent at the platform's
-    pace, not at the pace of the job.
+    sent, with up to the sender's ``in_flight`` messages on their way at once; it goes on
+    until nothing is due, so a big broadcast is sent at the platform's pace, not at the
+    pace of the job nor of the platform's answers.
     """
 
     def __init__(
@@ -90,7 +95,6 @@ class Delivery:
         batch_size: int = 200,
         batch_sizes: Mapping[str, int] | None = None,
         lease: timedelta = timedelta(minutes=2),
-        concurrency: int = 16,
         leadership: Leadership | None = None,
         leader_only: frozenset[str] = frozenset(),
     ) -> None:
@@ -103,7 +107,6 @@ class Delivery:
         #: take seconds to send, far less than the lease.
         self.batch_sizes = {name: batch_size for name in self.senders} | dict(batch_sizes or {})
         self.lease = lease
-        self.concurrency = concurrency
         #: Channels whose rate cap must hold across replicas: only the leader sends them.
         self.leader_only = leader_only
         self.leadership = leadership
@@ -159,18 +162,19 @@ class Delivery:
 
     async def _lane(self, channel: str) -> int:
         handled = 0
+        flight = _Flight(self, self.senders[channel])
         upcoming = asyncio.create_task(self._claim(channel))
-        while True:
-            ids, jobs = await upcoming
-            if not ids:
-                return handled
-            handled += len(ids)
-            upcoming = asyncio.create_task(self._claim(channel))
-            try:
-                await self._send(self.senders[channel], jobs)
-            except BaseException:
-                upcoming.cancel()
-                raise
+        try:
+            while True:
+                ids, jobs = await upcoming
+                if not ids:
+                    return handled
+                handled += len(ids)
+                upcoming = asyncio.create_task(self._claim(channel))
+                await flight.send(jobs)
+        finally:
+            upcoming.cancel()
+            await flight.land()
 
     async def _claim(self, channel: str) -> tuple[list[int], list[_Job]]:
         """Claim the next due rows of a channel and render them."""
@@ -194,12 +198,6 @@ class Delivery:
         if channel not in self.leader_only or self.leadership is None:
             return True
         return await self.leadership.check()
-
-    async def _send(self, sender: Sender, jobs: list[_Job]) -> None:
-        if sender.idempotent:
-            await self._send_together(sender, jobs)
-        else:
-            await self._send_one_at_a_time(sender, jobs)
 
     async def _prepare(self, ids: list[int]) -> list[_Job]:
         """Render the claimed rows; drop those no longer worth sending."""
@@ -238,45 +236,6 @@ class Delivery:
                     error=reason,
                 )
         return jobs
-
-    async def _send_together(self, sender: Sender, jobs: list[_Job]) -> None:
-        """For a sender that drops repeats: mark the whole batch as being sent, send it
-        (concurrently), record the results."""
-        if not jobs:
-            return
-        async with self.db.session() as session:
-            jobs = await self._mark_sending(session, jobs)
-        limit = asyncio.Semaphore(self.concurrency)
-
-        async def send(job: _Job) -> SendResult:
-            async with limit:
-                return await self._deliver(sender, job)
-
-        results = await asyncio.gather(*(send(job) for job in jobs))
-        async with self.db.session() as session:
-            await self._record(session, list(zip(jobs, results, strict=True)))
-
-    async def _send_one_at_a_time(self, sender: Sender, jobs: list[_Job]) -> None:
-        """For any other sender: one row at a time, so that a crash leaves at most one row
-        whose fate is unknown. The result of a row is recorded in the transaction that
-        marks the next one: one transaction per message."""
-        previous: list[tuple[_Job, SendResult]] = []
-        for job in jobs:
-            try:
-                async with self.db.session() as session:
-                    await self._record(session, previous)
-                    marked = await self._mark_sending(session, [job])
-            except Exception:
-                # Marking the next row failed (a lock timeout, say): the result of the
-                # message already sent must not be rolled back with it.
-                if previous:
-                    async with self.db.session() as session:
-                        await self._record(session, previous)
-                raise
-            previous = [(job, await self._deliver(sender, job))] if marked else []
-        if previous:
-            async with self.db.session() as session:
-                await self._record(session, previous)
 
     async def _mark_sending(self, session: AsyncSession, jobs: list[_Job]) -> list[_Job]:
         """Mark the rows as being sent; returns those still ours (not cancelled meanwhile)."""
@@ -335,6 +294,78 @@ class Delivery:
                     user = await users.get_by_id(session, user_id)
                     if user is not None:
                         await users.mark_inactive(session, user, now, "blocked")
+
+
+class _Flight:
+    """The messages of one lane on their way to the platform: up to ``sender.in_flight`` at
+    once, across the lane's batches, so the platform's pace is kept while each call waits
+    for its answer.
+
+    A row is marked as being sent before it leaves, in the transaction that records the
+    results that came in meanwhile. Where the platform drops repeats, a batch is marked at
+    once (a repeat after a crash is harmless); elsewhere each message is marked on its
+    own, so that a crash leaves at most ``in_flight`` rows whose fate is unknown.
+    """
+
+    def __init__(self, delivery: Delivery, sender: Sender) -> None:
+        self.delivery = delivery
+        self.sender = sender
+        self._slots = asyncio.Semaphore(sender.in_flight)
+        self._landed: list[tuple[_Job, SendResult]] = []  #: answered, not yet recorded
+        self._flying: set[asyncio.Task[None]] = set()
+
+    async def send(self, jobs: list[_Job]) -> None:
+        """Start sending ``jobs``; returns once the last of them has left."""
+        if self.sender.idempotent:
+            for job in await self._mark(jobs):
+                await self._slots.acquire()
+                self._take_off(job)
+            return
+        for job in jobs:
+            await self._slots.acquire()
+            try:
+                marked = await self._mark([job])
+            except BaseException:
+                self._slots.release()
+                raise
+            if marked:
+                self._take_off(job)
+            else:
+                self._slots.release()
+
+    async def land(self) -> None:
+        """Wait for every message on its way and record the results."""
+        while self._flying:
+            await asyncio.gather(*self._flying)
+        landed, self._landed = self._landed, []
+        if landed:
+            async with self.delivery.db.session() as session:
+                await self.delivery._record(session, landed)
+
+    async def _mark(self, jobs: list[_Job]) -> list[_Job]:
+        landed, self._landed = self._landed, []
+        try:
+            async with self.delivery.db.session() as session:
+                await self.delivery._record(session, landed)
+                return await self.delivery._mark_sending(session, jobs)
+        except BaseException:
+            # Marking failed (a lock timeout, say): the results of messages already sent
+            # must not be rolled back with it.
+            self._landed = landed + self._landed
+            raise
+
+    def _take_off(self, job: _Job) -> None:
+        task = asyncio.create_task(self._fly(job))
+        self._flying.add(task)
+        task.add_done_callback(self._flying.discard)
+
+    async def _fly(self, job: _Job) -> None:
+        try:
+            result = await self.delivery._deliver(self.sender, job)
+            # Not in one expression: ``self._landed`` is swapped for a new list meanwhile.
+            self._landed.append((job, result))
+        finally:
+            self._slots.release()
 
 
 @dataclass(frozen=True, slots=True)

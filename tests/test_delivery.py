@@ -3,9 +3,12 @@ interrupted sends."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 
+import pytest
 from sqlalchemy import select
 
 from core.messages import Reply
@@ -22,8 +25,9 @@ class RecordingSender:
     channel = "test"
     max_recipients = 1
 
-    def __init__(self, *, idempotent: bool = False) -> None:
+    def __init__(self, *, idempotent: bool = False, in_flight: int = 1) -> None:
         self.idempotent = idempotent
+        self.in_flight = in_flight
         self.sent: list[tuple[str, str, list[Reply]]] = []
         self.script: list[SendResult] = []
 
@@ -276,6 +280,40 @@ async def test_one_at_a_time_leaves_only_the_message_being_sent_in_doubt(kigen, 
     assert await delivery(kigen, sender).run_once() == 4
     assert seen == [(1, 0), (1, 1), (1, 2), (1, 3)]
     assert [row.status for row in await rows(kigen)].count("sent") == 4
+
+
+@pytest.mark.parametrize("idempotent", [False, True], ids=["repeats-arrive", "repeats-dropped"])
+async def test_up_to_in_flight_messages_go_at_once_across_batches(kigen, clock, idempotent):
+    """Three on their way at once, in batches of four: every result is recorded. Where the
+    platform does not drop repeats, never more than three rows are marked as sending."""
+    for number in range(10):
+        await save_date(kigen, user=f"u{number}")
+    clock.move_to(datetime(2026, 12, 15, 9, 0, tzinfo=JST))
+    flying, most, in_doubt = 0, 0, []
+    three_flew = asyncio.Event()
+
+    class Slow(RecordingSender):
+        async def send(self, recipients, replies, *, key):  # type: ignore[no-untyped-def]
+            nonlocal flying, most
+            flying += 1
+            most = max(most, flying)
+            in_doubt.append([row.status for row in await rows(kigen)].count("sending"))
+            if flying == 3:
+                three_flew.set()
+            with contextlib.suppress(TimeoutError):  # only when three never fly at once
+                await asyncio.wait_for(three_flew.wait(), 5)
+            flying -= 1
+            return await super().send(recipients, replies, key=key)
+
+    sender = Slow(idempotent=idempotent, in_flight=3)
+    job = Delivery(kigen.db, {"test": sender}, kigen.notices, clock, batch_size=4)
+    assert await job.run_once() == 10
+    assert most == 3
+    if not idempotent:
+        assert max(in_doubt) == 3
+    statuses = [row.status for row in await rows(kigen)]
+    assert statuses.count("sent") == 10 and "sending" not in statuses
+    assert sorted(recipient for recipient, _, _ in sender.sent) == [f"u{n}" for n in range(10)]
 
 
 async def test_a_failed_mark_does_not_roll_back_the_result_before_it(kigen, clock, monkeypatch):

@@ -16,7 +16,8 @@ from bot.serve import KigenServer
 from bot.telegram import TelegramSender
 from core.clock import FixedClock
 from core.config import Settings
-from core.outbox import Delivery
+from core.messages import Reply
+from core.outbox import Delivery, Outcome
 from core.store import users
 from core.store.models import OutboxMessage, User
 from tests.conftest import JST
@@ -286,6 +287,24 @@ async def test_a_whole_journey_by_long_polling(telegram, tg_settings):
         assert (await press("forget:yes"))[0]["text"].startswith("Done")
     finally:
         await app.stop()
+
+
+@pytest.mark.parametrize("timedelta_periods", ["true", None], ids=["PTB_TIMEDELTA", "int"])
+async def test_a_flood_wait_pauses_the_sender_whatever_form_ptb_gives_it(
+    telegram, monkeypatch, timedelta_periods
+):
+    """python-telegram-bot gives retry_after as a timedelta with PTB_TIMEDELTA set and as
+    an int otherwise (as in `kigen serve`, unless the deployment sets it)."""
+    if timedelta_periods is None:
+        monkeypatch.delenv("PTB_TIMEDELTA", raising=False)
+    else:
+        monkeypatch.setenv("PTB_TIMEDELTA", timedelta_periods)
+    telegram.fail_next("sendMessage", 429, retry_after=3)
+    reply = Reply(text="Fees change.", intent="broadcast", language="en")
+    async with Bot(telegram.token, base_url=telegram.base_url) as bot:
+        sender = TelegramSender(bot, Settings(_env_file=None))
+        result = await sender.send([str(CHAT)], [reply], key="outbox:1")
+    assert (result.outcome, result.retry_after) == (Outcome.RETRY, 3.0)
 
 
 async def test_a_broadcast_to_1000_chats_goes_out_once_each_under_the_cap(telegram, kigen, clock):
