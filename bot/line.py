@@ -73,6 +73,8 @@ MAX_ALT_TEXT = 400
 #: A reply token is guaranteed for about a minute; after this, push instead.
 REPLY_TOKEN_LIFETIME = timedelta(seconds=50)
 REQUEST_TIMEOUT = 10
+#: Connections kept for replies and pushes to residents besides the outbox's calls.
+REPLY_CONNECTIONS = 32
 RETRY_KEY_NAMESPACE = uuid.UUID("6f1c3f0e-4a55-4c1b-9a57-6b6967656e00")
 JST = ZoneInfo("Asia/Tokyo")
 
@@ -83,6 +85,9 @@ async def open_api(settings: Settings, stack: AsyncExitStack) -> AsyncMessagingA
         host=settings.line_api_url,
         access_token=settings.line_channel_access_token.get_secret_value(),
     )
+    # The SDK's default is 5 per CPU: on two cores, 10 calls at once, so with answers
+    # 200 ms away at most 50 a second.
+    configuration.connection_pool_maxsize = LineSender.in_flight + REPLY_CONNECTIONS
     client = await stack.enter_async_context(AsyncApiClient(configuration))
     return AsyncMessagingApi(client)
 
