@@ -311,7 +311,8 @@ class LineBridge:
                 log.warning("LINE did not take an answer (%s); it is queued", result.error)
                 # Whole replies, from the one this batch starts in: should its first
                 # messages have gone in the batch before, they arrive twice rather than
-                # the reply arriving cut.
+                # the reply arriving cut. So may the batch itself after a timeout (LINE may
+                # have taken it; a reply call has no retry key): twice rather than never.
                 await self.conversation.deliver_later(CHANNEL, user_id, replies[owner[start] :])
                 return
 

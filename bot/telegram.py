@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import timedelta
 
 from telegram import (
@@ -95,10 +96,23 @@ def keyboard(choices: Sequence[Choice]) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup([buttons[i : i + per_row] for i in range(0, len(buttons), per_row)])
 
 
+def sendings(replies: Sequence[Reply]) -> list[Reply]:
+    """The replies as Telegram gets them, a file apart from its text: what did not go out
+    is queued from there on, so a text that went out is not sent again for its file."""
+    parts = []
+    for reply in replies:
+        if reply.document is not None and reply.text:
+            parts.append(replace(reply, document=None))
+            parts.append(replace(reply, text="", choices=(), date_request=False))
+        else:
+            parts.append(reply)
+    return parts
+
+
 async def send_replies(bot: Bot, chat_id: int | str, replies: Sequence[Reply], **options) -> None:
     """Send replies as messages: long texts split, choices on the last piece."""
     for reply in replies:
-        pieces = split_text(reply.text, MessageLimit.MAX_TEXT_LENGTH)
+        pieces = split_text(reply.text, MessageLimit.MAX_TEXT_LENGTH) if reply.text else []
         for index, piece in enumerate(pieces):
             markup = None
             if index == len(pieces) - 1 and reply.choices:
@@ -172,14 +186,15 @@ class TelegramBridge:
         replies = await self.conversation.handle(incoming)
         if query is not None:
             await fold_keyboard(query)
-        for index, reply in enumerate(replies):
+        parts = sendings(replies)
+        for index, part in enumerate(parts):
             try:
-                await send_replies(self.application.bot, incoming.user_id, [reply])
+                await send_replies(self.application.bot, incoming.user_id, [part])
             except (RetryAfter, NetworkError) as error:
                 if isinstance(error, BadRequest):  # a NetworkError too, but not passing
                     raise
                 log.warning("Telegram did not take an answer (%s); it is queued", error.message)
-                await self.conversation.deliver_later(CHANNEL, incoming.user_id, replies[index:])
+                await self.conversation.deliver_later(CHANNEL, incoming.user_id, parts[index:])
                 return
 
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -233,19 +248,25 @@ class TelegramSender:
     ) -> SendResult:
         (recipient,) = recipients
         options = {"allow_paid_broadcast": True} if self.paid else {}
+        parts = sendings(replies)
+        sent = 0
         try:
-            for reply in replies:
+            for part in parts:
                 await self.limiter.acquire(recipient)
-                await send_replies(self.bot, recipient, [reply], **options)
+                await send_replies(self.bot, recipient, [part], **options)
+                sent += 1
         except RetryAfter as error:
             seconds = seconds_of(error.retry_after)
             self.limiter.pause(seconds)
-            return SendResult(Outcome.RETRY, retry_after=seconds, error="429 retry after")
+            return SendResult(
+                Outcome.RETRY, retry_after=seconds, error="429 retry after", unsent=parts[sent:]
+            )
         except Forbidden as error:
             return SendResult(Outcome.GONE, error=error.message[:300])
         except BadRequest as error:
             gone = any(words in error.message.lower() for words in GONE_ERRORS)
             return SendResult(Outcome.GONE if gone else Outcome.FAILED, error=error.message[:300])
         except NetworkError as error:
-            return SendResult(Outcome.RETRY, error=f"network: {error.message[:200]}")
+            error_text = f"network: {error.message[:200]}"
+            return SendResult(Outcome.RETRY, error=error_text, unsent=parts[sent:])
         return SendResult(Outcome.SENT)

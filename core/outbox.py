@@ -28,7 +28,7 @@ from core.messages import Reply
 from core.notices import Notices
 from core.store import outbox, users
 from core.store.db import Database
-from core.store.models import OutboxStatus
+from core.store.models import OutboxKind, OutboxStatus
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,9 @@ class SendResult:
     outcome: Outcome
     retry_after: float | None = None
     error: str | None = None
+    #: For a retry after part of the message went out (where repeats arrive): the rest.
+    #: A queued answer is retried with only these; other rows are rendered again anyway.
+    unsent: Sequence[Reply] | None = None
 
 
 class Sender(Protocol):
@@ -271,6 +274,7 @@ class Delivery:
             if result.outcome == Outcome.SENT:
                 continue
             if result.outcome == Outcome.RETRY and job.attempts < MAX_ATTEMPTS:
+                rest = result.unsent if job.kind == OutboxKind.REPLY else None
                 await outbox.finish(
                     session,
                     job.row_id,
@@ -279,6 +283,7 @@ class Delivery:
                     now=now,
                     error=result.error,
                     retry_at=now + backoff(job.attempts, result.retry_after),
+                    body=[reply.to_dict() for reply in rest] if rest is not None else None,
                 )
                 continue
             await outbox.finish_many(

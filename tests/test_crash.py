@@ -60,6 +60,8 @@ def start(database_url: str, line: FakeLine) -> subprocess.Popen:
         "KIGEN_LINE_API_URL": line.base_url,
         "KIGEN_DELIVERY_INTERVAL_SECONDS": "0.2",
         "KIGEN_CLAIM_LEASE_SECONDS": "2",
+        # Paced, so that the pushes take three seconds and the kill lands among them.
+        "KIGEN_LINE_PUSH_RATE": "20",
     }
     return subprocess.Popen(
         [sys.executable, "-m", "bot", "serve", "--port", "0"],

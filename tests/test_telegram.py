@@ -16,7 +16,7 @@ from bot.serve import KigenServer
 from bot.telegram import TelegramSender
 from core.clock import FixedClock
 from core.config import Settings
-from core.messages import Reply
+from core.messages import Document, Event, Incoming, Reply
 from core.outbox import Delivery, Outcome
 from core.store import users
 from core.store.models import OutboxMessage, User
@@ -164,17 +164,38 @@ async def test_answers_telegram_does_not_take_are_sent_once_it_is_back(telegram,
     assert user.language == "en"  # the press itself was handled
 
     telegram.fail_next("sendDocument", 500)  # the export's text goes out, its file does not
-    await resident.say("/mydata")
+    (export_text,) = await resident.say("/mydata")
     assert telegram.calls("sendDocument")[-1].status == 500
 
     await server.delivery.run_once()
     texts = telegram.sent_texts(CHAT)
     assert texts.count("I will write to you in English.") == 1
+    assert texts.count(export_text["text"]) == 1
     (document,) = [call for call in telegram.calls("sendDocument") if call.status == 200]
     _filename, content, _type = document.files["document"]
     assert json.loads(content)["language"] == "en"
     rows = await reply_rows(server)
     assert [(row.status, row.body) for row in rows] == [("sent", None), ("sent", None)]
+
+
+async def test_a_queued_answer_cut_by_a_failure_is_resumed_where_it_stopped(telegram, kigen, clock):
+    await kigen.conversation.handle(Incoming("telegram", str(CHAT), event=Event.FOLLOW))
+    export = Document("data.json", "application/json", b"{}")
+    replies = [
+        Reply(text="one", intent="test", language="en"),
+        Reply(text="two", intent="test", language="en", document=export),
+        Reply(text="three", intent="test", language="en"),
+    ]
+    await kigen.conversation.deliver_later("telegram", str(CHAT), replies)
+    telegram.fail_next("sendDocument", 500)
+    async with Bot(telegram.token, base_url=telegram.base_url) as bot:
+        sender = TelegramSender(bot, Settings(_env_file=None))
+        delivery = Delivery(kigen.db, {"telegram": sender}, kigen.notices, clock)
+        await delivery.run_once()
+        clock.move_to(clock.now() + timedelta(minutes=1))
+        await delivery.run_once()
+    assert telegram.sent_texts(CHAT) == ["one", "two", "three"]
+    assert [call.status for call in telegram.calls("sendDocument")] == [500, 200]
 
 
 async def test_the_command_menu_is_published_per_language(telegram, server):
@@ -290,6 +311,7 @@ async def test_a_whole_journey_by_long_polling(telegram, tg_settings):
 
 
 @pytest.mark.parametrize("timedelta_periods", ["true", None], ids=["PTB_TIMEDELTA", "int"])
+@pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")  # the int
 async def test_a_flood_wait_pauses_the_sender_whatever_form_ptb_gives_it(
     telegram, monkeypatch, timedelta_periods
 ):

@@ -113,7 +113,9 @@ class OutboxMessage(SQLModel, table=True):
     sent_at: datetime | None = None
     #: The replies of a ``reply`` row (:meth:`core.messages.Reply.to_dict`); emptied once
     #: the row is settled, so an answer is kept no longer than it takes to deliver it.
-    body: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    body: list[dict[str, Any]] | None = Field(
+        default=None, sa_column=Column(JSON(none_as_null=True), nullable=True)
+    )
 
 
 class DialogueState(SQLModel, table=True):

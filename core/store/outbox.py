@@ -220,14 +220,18 @@ async def finish(
     now: datetime,
     error: str | None = None,
     retry_at: datetime | None = None,
+    body: list[dict[str, object]] | None = None,
 ) -> None:
     """Record the outcome of a row this worker holds.
 
-    ``retry_at`` puts the row back in the queue for that moment.
+    ``retry_at`` puts the row back in the queue for that moment, with ``body`` instead of
+    its replies if given (those not sent yet).
     """
     values: dict[str, object] = {"claimed_by": None, "lease_until": None, "last_error": error}
     if retry_at is not None:
         values.update(status=OutboxStatus.PENDING, due_at=retry_at)
+        if body is not None:
+            values["body"] = body
     else:
         values.update(status=status, body=None)
         if status == OutboxStatus.SENT:

@@ -95,7 +95,7 @@ async def mark_inactive(session: AsyncSession, user: User, now: datetime, reason
             OutboxMessage.user_id == user.id,
             OutboxMessage.status.in_([OutboxStatus.PENDING, OutboxStatus.CLAIMED]),
         )
-        .values(status=OutboxStatus.DROPPED, last_error=reason)
+        .values(status=OutboxStatus.DROPPED, last_error=reason, body=None)
     )
     return result.rowcount or 0
 

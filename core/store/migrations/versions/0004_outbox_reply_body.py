@@ -1,5 +1,7 @@
 """outbox.body: the replies of an answer queued during a platform outage
 
+A downgrade deletes the answers still queued: without the column they cannot be sent.
+
 Revision ID: 0004
 Revises: 0003
 Create Date: 2026-11-26
