@@ -28,7 +28,7 @@ from core.keyed_lock import KeyedLock
 from core.knowledge import KnowledgeBase
 from core.messages import Event, Incoming, Reply, clean_text
 from core.question_tally import QuestionTally
-from core.store import events, outbox, users
+from core.store import events, outbox, turn_lock, users
 from core.store.db import Database
 from core.store.models import User
 from core.textnorm import is_unspaced, normalise
@@ -197,12 +197,14 @@ class Conversation:
             flood = self.flood.check(f"{incoming.channel}:{incoming.user_id}")
             if flood == "drop":
                 return []
-        # One turn at a time per resident in this process: their messages are answered in
-        # the order they came, and a first contact cannot create them twice.
+        # One turn at a time per resident (in this process, then across processes): their
+        # messages are answered in the order they came, and a first contact cannot create
+        # them twice.
         async with (
             self.turns.hold(f"{incoming.channel}:{incoming.user_id}"),
             self.db.session() as session,
         ):
+            await turn_lock.hold(session, incoming.channel, incoming.user_id)
             if event_id and not await self._first_time(session, incoming.channel, event_id):
                 return []
             replies = await self._handle(session, incoming, slow_down=flood == "warn")

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import date
 
 from sqlalchemy import func, select
 
+from core.app import build
 from core.conversation import MAX_TEXT_LENGTH
+from core.messages import Incoming
 from core.store.models import DialogueState, Expiry, OutboxMessage, User
 from tests.conftest import JST
 from tests.helpers import Chat, choice_ids, dump_tables, intents
@@ -277,3 +280,25 @@ async def test_two_replicas_meeting_a_new_resident_at_once_do_not_fail(kigen, se
         await other.close()
     async with kigen.db.session() as session:
         assert await session.scalar(select(func.count()).select_from(User)) == 5
+
+
+async def test_two_replicas_never_run_two_turns_of_one_resident_at_once(kigen, settings, clock):
+    """A double tap on "Save" reaches two Kigen processes on one database at once: the
+    second turn waits for the first, so the date is saved once."""
+    other = await build(settings, clock)
+    try:
+        chat = Chat(kigen.conversation)
+        await chat.say("/remind")
+        await chat.press("kind:residence_card")
+        await chat.press("consent:yes")
+        await chat.say("2027-03-15")
+        tap = Incoming("test", "u1", choice="confirm:yes")
+        first, second = await asyncio.gather(
+            kigen.conversation.handle(tap), other.conversation.handle(tap)
+        )
+    finally:
+        await other.close()
+    async with kigen.db.session() as session:
+        saved = await session.scalar(select(func.count()).select_from(Expiry))
+    assert saved == 1
+    assert sorted([first[0].intent, second[0].intent]) == ["error:choice", "reminder:saved"]
