@@ -29,6 +29,8 @@ class RateLimiter:
         self._last_by_key: OrderedDict[str, float] = OrderedDict()
         self._max_keys = max_keys
         self._lock = asyncio.Lock()
+        self._gate = asyncio.Lock()
+        self._last_departure = float("-inf")
 
     def pause(self, seconds: float) -> None:
         self._paused_until = max(self._paused_until, self._clock() + seconds)
@@ -49,3 +51,12 @@ class RateLimiter:
         delay = start - now
         if delay > 0:
             await asyncio.sleep(delay)
+        # Callers whose slots passed while the event loop was busy elsewhere would all wake
+        # at once and reach the platform in a burst above the rate: keep them apart, and
+        # behind a pause that began while they waited.
+        async with self._gate:
+            leave_at = max(self._last_departure + self.interval, self._paused_until)
+            gap = leave_at - self._clock()
+            if gap > 0:
+                await asyncio.sleep(gap)
+            self._last_departure = self._clock()

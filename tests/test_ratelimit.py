@@ -1,0 +1,28 @@
+"""The pacing of senders."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+
+from core.ratelimit import RateLimiter
+
+
+async def test_callers_woken_late_together_still_leave_one_interval_apart():
+    """Five callers get their slots; the event loop is then busy for longer than all five
+    slots: they must not all leave at once when it is free again."""
+    limiter = RateLimiter(20.0)  # one every 50 ms
+    departures: list[float] = []
+
+    async def caller() -> None:
+        await limiter.acquire()
+        departures.append(time.monotonic())
+
+    callers = [asyncio.create_task(caller()) for _ in range(5)]
+    await asyncio.sleep(0)  # every caller has taken its slot
+    time.sleep(0.4)  # the event loop is blocked past every slot
+    await asyncio.gather(*callers)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(departures)]
+    assert len(gaps) == 4
+    assert min(gaps) >= 0.05 * 0.99  # asyncio.sleep never wakes early
