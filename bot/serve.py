@@ -108,7 +108,7 @@ class KigenServer:
             kigen.notices,
             kigen.clock,
             lease=timedelta(seconds=self.settings.claim_lease_seconds),
-            # Telegram is sent one message at a time: claim about 2 seconds of its pace.
+            # Telegram's pace is slow: claim about 2 seconds of it at a time.
             batch_sizes={"telegram": max(1, round(2 * self.settings.telegram_rate))},
             leadership=self.leadership,
             leader_only=frozenset({"telegram"}),

@@ -64,7 +64,16 @@ def build_application(settings: Settings, *, polling: bool = False) -> Applicati
     )
     if not polling:
         builder = builder.updater(None)
+    # PTB's own pool (256) is for replies to residents; the outbox's calls come on top.
+    builder = builder.connection_pool_size(256 + in_flight(settings))
     return builder.build()
+
+
+def in_flight(settings: Settings) -> int:
+    """Outbox messages on their way to Telegram at once (``KIGEN_TELEGRAM_IN_FLIGHT``, or
+    the rate's worth of :data:`ANSWER_WITHIN`)."""
+    rate = 1000.0 if settings.telegram_paid_broadcast else settings.telegram_rate
+    return settings.telegram_in_flight or math.ceil(rate * ANSWER_WITHIN)
 
 
 def incoming_from_update(update: Update) -> Incoming | None:
@@ -239,9 +248,8 @@ class TelegramSender:
     def __init__(self, bot: Bot, settings: Settings) -> None:
         self.bot = bot
         self.paid = settings.telegram_paid_broadcast
-        rate = 1000.0 if self.paid else settings.telegram_rate
-        self.limiter = RateLimiter(rate, 1.0)
-        self.in_flight = settings.telegram_in_flight or math.ceil(rate * ANSWER_WITHIN)
+        self.limiter = RateLimiter(1000.0 if self.paid else settings.telegram_rate, 1.0)
+        self.in_flight = in_flight(settings)
 
     async def send(
         self, recipients: Sequence[str], replies: Sequence[Reply], *, key: str

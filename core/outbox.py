@@ -186,7 +186,9 @@ class Delivery:
         now = self.clock.now()
         async with self.db.session() as session:
             idempotent = self.senders[channel].idempotent
-            await outbox.resolve_interrupted(session, now, channel, idempotent=idempotent)
+            await outbox.resolve_interrupted(
+                session, now, channel, idempotent=idempotent, worker=self.worker_id
+            )
             ids = await outbox.claim_due(
                 session,
                 now=now,

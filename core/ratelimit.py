@@ -29,7 +29,6 @@ class RateLimiter:
         self._last_by_key: OrderedDict[str, float] = OrderedDict()
         self._max_keys = max_keys
         self._lock = asyncio.Lock()
-        self._gate = asyncio.Lock()
         self._last_departure = float("-inf")
 
     def pause(self, seconds: float) -> None:
@@ -52,11 +51,15 @@ class RateLimiter:
         if delay > 0:
             await asyncio.sleep(delay)
         # Callers whose slots passed while the event loop was busy elsewhere would all wake
-        # at once and reach the platform in a burst above the rate: keep them apart, and
-        # behind a pause that began while they waited.
-        async with self._gate:
-            leave_at = max(self._last_departure + self.interval, self._paused_until)
-            gap = leave_at - self._clock()
-            if gap > 0:
-                await asyncio.sleep(gap)
-            self._last_departure = self._clock()
+        # at once and reach the platform in a burst above the rate: each takes the next free
+        # departure instead (planned times, so that waking late does not add up), and waits
+        # again for a pause that began meanwhile.
+        while True:
+            now = self._clock()
+            leave_at = max(self._last_departure + self.interval, self._paused_until, now)
+            self._last_departure = leave_at
+            if leave_at <= now:
+                return
+            await asyncio.sleep(leave_at - now)
+            if self._paused_until <= self._clock():
+                return

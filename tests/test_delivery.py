@@ -338,6 +338,35 @@ async def test_up_to_in_flight_messages_go_at_once_across_batches(kigen, clock, 
     assert sorted(recipient for recipient, _, _ in sender.sent) == [f"u{n}" for n in range(10)]
 
 
+async def test_a_message_that_outlasts_its_lease_in_flight_is_still_ours_to_record(kigen, clock):
+    """One message waits out a long Retry-After while the lane claims the next: the lane
+    must not take it for a message of a dead worker."""
+    for number in range(3):
+        await save_date(kigen, user=f"u{number}")
+    clock.move_to(datetime(2026, 12, 15, 9, 0, tzinfo=JST))
+    flood_wait_over = asyncio.Event()
+
+    class FloodWait(RecordingSender):
+        async def send(self, recipients, replies, *, key):  # type: ignore[no-untyped-def]
+            if recipients == ["u0"]:
+                await flood_wait_over.wait()
+                return SendResult(Outcome.RETRY, retry_after=200, error="429 retry after")
+            if recipients == ["u1"]:
+                clock.move_to(clock.now() + timedelta(minutes=3))  # longer than the lease
+            result = await super().send(recipients, replies, key=key)
+            if recipients == ["u2"]:
+                flood_wait_over.set()
+            return result
+
+    sender = FloodWait(idempotent=False, in_flight=2)
+    job = Delivery(kigen.db, {"test": sender}, kigen.notices, clock, batch_size=1)
+    await job.run_once()
+    windows = {row.user_id: row for row in await rows(kigen) if row.step == "window"}
+    first, *others = (windows[user_id] for user_id in sorted(windows))
+    assert (first.status, first.last_error) == ("pending", "429 retry after")
+    assert [row.status for row in others] == ["sent", "sent"]
+
+
 async def test_a_failed_mark_does_not_roll_back_the_result_before_it(kigen, clock, monkeypatch):
     for number in range(2):
         await save_date(kigen, user=f"u{number}")

@@ -26,3 +26,21 @@ async def test_callers_woken_late_together_still_leave_one_interval_apart():
     gaps = [later - earlier for earlier, later in itertools.pairwise(departures)]
     assert len(gaps) == 4
     assert min(gaps) >= 0.05 * 0.99  # asyncio.sleep never wakes early
+
+
+async def test_a_pause_holds_back_callers_that_already_had_their_slots():
+    limiter = RateLimiter(20.0)
+    departures: list[float] = []
+
+    async def caller() -> None:
+        await limiter.acquire()
+        departures.append(time.monotonic())
+
+    callers = [asyncio.create_task(caller()) for _ in range(3)]
+    await asyncio.sleep(0)  # the first has left; the others wait for their slots
+    paused_at = time.monotonic()
+    limiter.pause(0.3)  # a Retry-After
+    await asyncio.gather(*callers)
+    assert len(departures) == 3
+    assert departures[0] < paused_at
+    assert min(departures[1:]) >= paused_at + 0.3 * 0.99

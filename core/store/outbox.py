@@ -274,10 +274,11 @@ async def finish_many(
 
 
 async def resolve_interrupted(
-    session: AsyncSession, now: datetime, channel: str, *, idempotent: bool
+    session: AsyncSession, now: datetime, channel: str, *, idempotent: bool, worker: str
 ) -> int:
     """Settle the rows of a channel whose worker died while sending them (their lease ran
-    out mid-send).
+    out mid-send). The rows of ``worker``, the live caller, are its own to record: one may
+    outlast its lease waiting out a platform's Retry-After.
 
     Where the platform drops repeats (LINE's retry key) the row is sent again; elsewhere it
     may already have arrived, so it is recorded as failed rather than risk a second copy: a
@@ -287,6 +288,7 @@ async def resolve_interrupted(
         OutboxMessage.status == SENDING,
         OutboxMessage.lease_until < now,
         OutboxMessage.channel == channel,
+        OutboxMessage.claimed_by.is_distinct_from(worker),
     )
     if idempotent:
         values: dict[str, object] = {"status": OutboxStatus.PENDING}
