@@ -203,7 +203,10 @@ class TelegramBridge:
                 if isinstance(error, BadRequest):  # a NetworkError too, but not passing
                     raise
                 log.warning("Telegram did not take an answer (%s); it is queued", error.message)
-                await self.conversation.deliver_later(CHANNEL, incoming.user_id, parts[index:])
+                wait = seconds_of(error.retry_after) if isinstance(error, RetryAfter) else 0.0
+                await self.conversation.deliver_later(
+                    CHANNEL, incoming.user_id, parts[index:], after=timedelta(seconds=wait)
+                )
                 return
 
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:

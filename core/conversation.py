@@ -164,10 +164,18 @@ class Conversation:
         text = t.gettext("Sorry, something went wrong on my side. Please try again in a moment.")
         return Reply(text=text, intent="error:internal", language=t.code)
 
-    async def deliver_later(self, channel: str, user_id: str, replies: Sequence[Reply]) -> None:
-        """Queue replies that the platform did not take (an outage, a timeout): the delivery
-        job sends them like a reminder, retrying until the platform is back, or drops them
-        once they are a day old."""
+    async def deliver_later(
+        self,
+        channel: str,
+        user_id: str,
+        replies: Sequence[Reply],
+        *,
+        after: timedelta = timedelta(0),
+    ) -> None:
+        """Queue replies that the platform did not take (an outage, a timeout), to be sent
+        ``after`` from now (a platform's Retry-After): the delivery job sends them like a
+        reminder, retrying until the platform is back, or drops them once they are a day
+        old."""
         if not replies:
             return
         now = self.clock.now()
@@ -180,7 +188,7 @@ class Conversation:
                 user_id=user.id,
                 channel=channel,
                 body=[reply.to_dict() for reply in replies],
-                due_at=now,
+                due_at=now + after,
                 stale_at=now + REPLY_STALE_AFTER,
             )
         metrics.REPLIES_DEFERRED.labels(channel).inc()

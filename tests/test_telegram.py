@@ -178,6 +178,15 @@ async def test_answers_telegram_does_not_take_are_sent_once_it_is_back(telegram,
     assert [(row.status, row.body) for row in rows] == [("sent", None), ("sent", None)]
 
 
+async def test_an_answer_met_by_a_flood_wait_is_queued_after_it(telegram, server):
+    resident = Resident(telegram, server)
+    await resident.say("/start")
+    telegram.fail_next("sendMessage", 429, retry_after=30)
+    assert await resident.press("lang:en") == []
+    (row,) = await reply_rows(server)
+    assert row.due_at == server.clock.now() + timedelta(seconds=30)
+
+
 async def test_a_queued_answer_cut_by_a_failure_is_resumed_where_it_stopped(telegram, kigen, clock):
     await kigen.conversation.handle(Incoming("telegram", str(CHAT), event=Event.FOLLOW))
     export = Document("data.json", "application/json", b"{}")
