@@ -199,13 +199,16 @@ class TelegramBridge:
         for index, part in enumerate(parts):
             try:
                 await send_replies(self.application.bot, incoming.user_id, [part])
-            except (RetryAfter, NetworkError) as error:
-                if isinstance(error, BadRequest):  # a NetworkError too, but not passing
+            except TelegramError as error:
+                result = result_of_failure(error)
+                if result.outcome != Outcome.RETRY:
                     raise
-                log.warning("Telegram did not take an answer (%s); it is queued", error.message)
-                wait = seconds_of(error.retry_after) if isinstance(error, RetryAfter) else 0.0
+                log.warning("Telegram did not take an answer (%s); it is queued", result.error)
                 await self.conversation.deliver_later(
-                    CHANNEL, incoming.user_id, parts[index:], after=timedelta(seconds=wait)
+                    CHANNEL,
+                    incoming.user_id,
+                    parts[index:],
+                    after=timedelta(seconds=result.retry_after or 0.0),
                 )
                 return
 
@@ -266,18 +269,26 @@ class TelegramSender:
                 await self.limiter.acquire(recipient)
                 await send_replies(self.bot, recipient, [part], **options)
                 sent += 1
-        except RetryAfter as error:
-            seconds = seconds_of(error.retry_after)
-            self.limiter.pause(seconds)
-            return SendResult(
-                Outcome.RETRY, retry_after=seconds, error="429 retry after", unsent=parts[sent:]
-            )
-        except Forbidden as error:
-            return SendResult(Outcome.GONE, error=error.message[:300])
-        except BadRequest as error:
-            gone = any(words in error.message.lower() for words in GONE_ERRORS)
-            return SendResult(Outcome.GONE if gone else Outcome.FAILED, error=error.message[:300])
-        except NetworkError as error:
-            error_text = f"network: {error.message[:200]}"
-            return SendResult(Outcome.RETRY, error=error_text, unsent=parts[sent:])
+        except TelegramError as error:
+            result = result_of_failure(error)
+            if result.retry_after is not None:
+                self.limiter.pause(result.retry_after)
+            return replace(result, unsent=parts[sent:])
         return SendResult(Outcome.SENT)
+
+
+def result_of_failure(error: TelegramError) -> SendResult:
+    """How a refused or failed call to the Bot API counts: for the outbox, and for an
+    answer whether to queue it (a retry). Any other error (a bad token, say) is raised
+    again."""
+    if isinstance(error, RetryAfter):
+        seconds = seconds_of(error.retry_after)
+        return SendResult(Outcome.RETRY, retry_after=seconds, error="429 retry after")
+    if isinstance(error, Forbidden):
+        return SendResult(Outcome.GONE, error=error.message[:300])
+    if isinstance(error, BadRequest):  # a NetworkError too, but one a retry cannot mend
+        gone = any(words in error.message.lower() for words in GONE_ERRORS)
+        return SendResult(Outcome.GONE if gone else Outcome.FAILED, error=error.message[:300])
+    if isinstance(error, NetworkError):
+        return SendResult(Outcome.RETRY, error=f"network: {error.message[:200]}")
+    raise error

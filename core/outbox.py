@@ -356,8 +356,8 @@ class _Flight:
                 await self.delivery._record(session, landed)
                 return await self.delivery._mark_sending(session, jobs)
         except BaseException:
-            # Marking failed (a lock timeout, say): the results of messages already sent
-            # must not be rolled back with it.
+            # Marking failed (a lock timeout, say) and rolled back the results recorded
+            # with it: they are kept, to be recorded with the next mark or on landing.
             self._landed = landed + self._landed
             raise
 

@@ -16,7 +16,7 @@ from core.conversation import Conversation
 from core.messages import Event, Incoming, Reply
 from core.store import expiries, users
 from core.store.db import Database
-from core.store.models import Expiry, User
+from core.store.models import Expiry, OutboxMessage, User
 
 
 class Chat:
@@ -63,6 +63,13 @@ def intents(replies: list[Reply]) -> list[str]:
 
 def choice_ids(replies: list[Reply]) -> list[str]:
     return [choice.id for reply in replies for choice in reply.choices]
+
+
+async def reply_rows(db: Database) -> list[OutboxMessage]:
+    """The queued answers (outbox rows of kind ``reply``), oldest first."""
+    async with db.session() as session:
+        query = select(OutboxMessage).where(OutboxMessage.kind == "reply")
+        return list((await session.execute(query.order_by(OutboxMessage.id))).scalars())
 
 
 async def dump_tables(db: Database) -> dict[str, list[tuple[Any, ...]]]:

@@ -16,7 +16,7 @@ from core.outbox import Delivery, Outcome, SendResult, backoff
 from core.store import outbox
 from core.store.models import OutboxMessage, User
 from tests.conftest import JST
-from tests.helpers import Chat
+from tests.helpers import Chat, reply_rows
 
 
 class RecordingSender:
@@ -141,7 +141,7 @@ async def test_a_queued_answer_is_sent_as_given_then_forgotten(kigen, clock):
     await delivery(kigen, sender).run_once()
     ((recipient, _key, replies),) = sender.sent
     assert (recipient, replies) == ("u1", [given])
-    (row,) = [row for row in await rows(kigen) if row.kind == "reply"]
+    (row,) = await reply_rows(kigen.db)
     assert row.status == "sent"
     assert await reply_bodies_left(kigen) == 0
 
@@ -161,7 +161,7 @@ async def test_a_queued_answer_is_forgotten_when_the_resident_blocks_the_bot(kig
     await kigen.conversation.deliver_later("test", "u1", await chat.say("/mydata"))
     assert await reply_bodies_left(kigen) == 1
     await chat.unfollow()
-    (row,) = [row for row in await rows(kigen) if row.kind == "reply"]
+    (row,) = await reply_rows(kigen.db)
     assert (row.status, row.last_error) == ("dropped", "unfollowed")
     assert await reply_bodies_left(kigen) == 0
 
@@ -179,7 +179,7 @@ async def test_a_queued_answer_is_dropped_after_a_day_or_when_the_resident_left(
     sender = RecordingSender()
     await delivery(kigen, sender).run_once()
     assert sender.sent == []
-    (row,) = [row for row in await rows(kigen) if row.kind == "reply"]
+    (row,) = await reply_rows(kigen.db)
     assert (row.status, row.last_error) == ("dropped", "stale")
     assert await reply_bodies_left(kigen) == 0
 

@@ -34,7 +34,7 @@ from core.store import users
 from core.store.models import OutboxMessage, User
 from tests.conftest import JST
 from tests.fakes.line import FakeLine, LineWebhookSender, new_webhook_event_id, spec_available
-from tests.helpers import due_reminders
+from tests.helpers import due_reminders, reply_rows
 
 pytestmark = pytest.mark.skipif(not spec_available(), reason="../shared/specs/line/ not found")
 
@@ -220,12 +220,6 @@ async def line_sender(
         yield LineSender(AsyncMessagingApi(client), renderer, settings or kigen.settings)
 
 
-async def reply_rows(kigen) -> list[OutboxMessage]:
-    async with kigen.db.session() as session:
-        query = select(OutboxMessage).where(OutboxMessage.kind == "reply")
-        return list((await session.execute(query.order_by(OutboxMessage.id))).scalars())
-
-
 async def test_an_answer_line_does_not_take_is_pushed_once_it_is_back(line, server, webhook):
     line.add_profile(USER, language="en")
     line.fail_next("reply", 500)
@@ -235,7 +229,7 @@ async def test_an_answer_line_does_not_take_is_pushed_once_it_is_back(line, serv
     assert (await webhook.post(webhook.follow(USER))).status_code == 200
     assert line.delivered_to(USER) == []
     assert deferred._value.get() == before + 1
-    (row,) = await reply_rows(server.kigen)
+    (row,) = await reply_rows(server.kigen.db)
     assert row.status == "pending" and row.body[0]["intent"] == "onboarding:language"
 
     line.fail_next("push", 500)  # still down at the first try
@@ -251,7 +245,7 @@ async def test_an_answer_line_does_not_take_is_pushed_once_it_is_back(line, serv
     (pushed,) = [r for r in line.pushes() if r.accepted]
     assert "lang:en" in postbacks(pushed.json["messages"][0])
     assert pushed.retry_key == retry_key(f"outbox:{row.id}")
-    (row,) = await reply_rows(server.kigen)
+    (row,) = await reply_rows(server.kigen.db)
     assert (row.status, row.attempts, row.body) == ("sent", 2, None)
 
 
@@ -260,7 +254,7 @@ async def test_an_answer_line_refuses_for_good_is_not_queued(line, server, webho
     line.fail_next("reply", 400)
     line.fail_next("push", 400)
     assert (await webhook.post(webhook.follow(USER))).status_code == 200
-    assert line.delivered_to(USER) == [] and await reply_rows(server.kigen) == []
+    assert line.delivered_to(USER) == [] and await reply_rows(server.kigen.db) == []
 
 
 async def test_a_queued_answer_of_seven_messages_arrives_once_each(line, kigen, clock):
@@ -278,7 +272,7 @@ async def test_a_queued_answer_of_seven_messages_arrives_once_each(line, kigen, 
             clock.move_to(clock.now() + timedelta(minutes=1))
     assert line.delivered_to(USER) == [f"part {n}" for n in range(7)]
     assert [r.status for r in line.pushes()] == [500, 500, 409, 200]
-    (row,) = await reply_rows(kigen)
+    (row,) = await reply_rows(kigen.db)
     assert row.status == "sent"
 
 

@@ -19,10 +19,10 @@ from core.config import Settings
 from core.messages import Document, Event, Incoming, Reply
 from core.outbox import Delivery, Outcome
 from core.store import users
-from core.store.models import OutboxMessage, User
+from core.store.models import User
 from tests.conftest import JST
 from tests.fakes.telegram import FakeTelegram, post_update, spec_available
-from tests.helpers import dump_tables
+from tests.helpers import dump_tables, reply_rows
 
 pytestmark = pytest.mark.skipif(
     not spec_available(), reason="../shared/specs/telegram/api.json not found"
@@ -143,12 +143,6 @@ async def test_a_whole_journey_through_the_webhook(telegram, server):
     assert str(CHAT) not in repr(tables["question_stats"])
 
 
-async def reply_rows(server: KigenServer) -> list[OutboxMessage]:
-    async with server.kigen.db.session() as session:
-        query = select(OutboxMessage).where(OutboxMessage.kind == "reply")
-        return list((await session.execute(query.order_by(OutboxMessage.id))).scalars())
-
-
 async def test_answers_telegram_does_not_take_are_sent_once_it_is_back(telegram, server):
     resident = Resident(telegram, server)
     await resident.say("/start")
@@ -157,7 +151,7 @@ async def test_answers_telegram_does_not_take_are_sent_once_it_is_back(telegram,
     telegram.fail_next("editMessageText", 502)
     telegram.fail_next("sendMessage", 500)
     assert await resident.press("lang:en") == []
-    (row,) = await reply_rows(server)
+    (row,) = await reply_rows(server.kigen.db)
     assert row.status == "pending" and row.body[0]["text"] == "I will write to you in English."
     async with server.kigen.db.session() as session:
         user = await users.get_user(session, "telegram", str(CHAT))
@@ -174,7 +168,7 @@ async def test_answers_telegram_does_not_take_are_sent_once_it_is_back(telegram,
     (document,) = [call for call in telegram.calls("sendDocument") if call.status == 200]
     _filename, content, _type = document.files["document"]
     assert json.loads(content)["language"] == "en"
-    rows = await reply_rows(server)
+    rows = await reply_rows(server.kigen.db)
     assert [(row.status, row.body) for row in rows] == [("sent", None), ("sent", None)]
 
 
@@ -183,7 +177,7 @@ async def test_an_answer_met_by_a_flood_wait_is_queued_after_it(telegram, server
     await resident.say("/start")
     telegram.fail_next("sendMessage", 429, retry_after=30)
     assert await resident.press("lang:en") == []
-    (row,) = await reply_rows(server)
+    (row,) = await reply_rows(server.kigen.db)
     assert row.due_at == server.clock.now() + timedelta(seconds=30)
 
 
