@@ -25,7 +25,10 @@ async def test_callers_woken_late_together_still_leave_one_interval_apart():
     await asyncio.gather(*callers)
     gaps = [later - earlier for earlier, later in itertools.pairwise(departures)]
     assert len(gaps) == 4
-    assert min(gaps) >= 0.05 * 0.99  # asyncio.sleep never wakes early
+    # Each departure is planned one interval after the last, but the recorded times also
+    # carry how late each caller woke (a millisecond under load); a burst would give ~0.
+    assert min(gaps) >= 0.05 - 0.01
+    assert departures[-1] - departures[1] >= 3 * 0.05 - 0.01
 
 
 async def test_a_pause_holds_back_callers_that_already_had_their_slots():
