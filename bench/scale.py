@@ -109,6 +109,15 @@ def sending_rate(times: list[float]) -> tuple[float, float]:
     return (len(times) - 1) / span, span
 
 
+def per_second(times: list[float]) -> list[int]:
+    """Calls in each second from the first of ``times``: where the pace dropped."""
+    if not times:
+        return []
+    first = min(times)
+    counts = Counter(int(t - first) for t in times)
+    return [counts[second] for second in range(max(counts) + 1)]
+
+
 def platform_report(line: Any, telegram: Any, count: int, telegram_count: int) -> dict:
     """What the fakes saw: accepted calls, rates, 429s, and who got what how often."""
     got: Counter[str] = Counter()
@@ -123,6 +132,7 @@ def platform_report(line: Any, telegram: Any, count: int, telegram_count: int) -
             "other errors": sum(not r.accepted and r.status != 429 for r in calls),
             "rate": sending_rate([r.time for r in accepted]),
             "max 1 s": line.max_rate_observed(endpoint),
+            "per second": per_second([r.time for r in accepted]),
         }
         for request in accepted:
             got.update(request.recipients)
@@ -138,6 +148,7 @@ def platform_report(line: Any, telegram: Any, count: int, telegram_count: int) -
         "other errors": sum(not r.ok and r.status != 429 for r in calls),
         "rate": sending_rate([r.timestamp for r in accepted]),
         "max 1 s": telegram.max_rate_observed(),
+        "per second": per_second([r.timestamp for r in accepted]),
     }
     for request in accepted:
         chat = str(request.chat_id)
@@ -232,6 +243,10 @@ def print_platforms(report: dict) -> None:
             f"{rate:7.1f}/s = {rate / limit:6.1%} of {limit:,}/s; busiest second "
             f"{figures['max 1 s']}; 429s {figures['429']}; other errors {figures['other errors']}"
         )
+        if figures["accepted"]:
+            seconds = figures["per second"]
+            shown = " ".join(map(str, seconds[:40])) + (" ..." if len(seconds) > 40 else "")
+            print(f"    per second: {shown}")
     for key, value in report["residents"].items():
         print(f"  residents {key}: {value:,}")
     print(f"fakes process: peak RSS {report['peak RSS MB']:.0f} MB")

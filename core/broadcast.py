@@ -67,9 +67,12 @@ def text_language(broadcast: Broadcast, resident_language: str | None) -> str | 
     another language than theirs, except English where the operator chose that."""
     if resident_language in broadcast.texts:
         return resident_language
-    if broadcast.fallback == "english" and "en" in broadcast.texts:
-        return "en"
-    return None
+    return fallback_language(broadcast)
+
+
+def fallback_language(broadcast: Broadcast) -> str | None:
+    """The text for residents whose language the broadcast lacks, or None: skip them."""
+    return "en" if broadcast.fallback == "english" and "en" in broadcast.texts else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,23 +226,19 @@ async def _queue_page(db: Database, now: datetime, broadcast_id: int, page_size:
             if await queries.unfinished_rows(session, broadcast_id) == 0:
                 broadcast.status, broadcast.finished_at = BroadcastStatus.DONE, now
             return None
-        page = await queries.audience_page(
-            session, broadcast.audience, now, after=broadcast.queued_until_user, limit=page_size
+        last_user, queued = await queries.queue_page(
+            session,
+            broadcast_id,
+            broadcast.audience,
+            now,
+            after=broadcast.queued_until_user,
+            limit=page_size,
+            languages=broadcast.texts,
+            fallback=fallback_language(broadcast),
+            batch_sizes=BATCH_SIZES,
         )
-        if not page:
+        if last_user is None:
             broadcast.audience_done = True
             return 0
-        groups: dict[tuple[str, str], list[int]] = {}
-        for user_id, channel, language in page:
-            text_lang = text_language(broadcast, language)
-            if text_lang is not None:
-                groups.setdefault((channel, text_lang), []).append(user_id)
-        batches = []
-        for (channel, language), user_ids in groups.items():
-            size = BATCH_SIZES.get(channel, 1)
-            batches += [
-                (channel, language, user_ids[i : i + size]) for i in range(0, len(user_ids), size)
-            ]
-        await queries.add_batches(session, broadcast_id, batches, now)
-        broadcast.queued_until_user = page[-1][0]
-        return sum(len(b[2]) for b in batches)
+        broadcast.queued_until_user = last_user
+        return queued

@@ -11,7 +11,13 @@ from core import broadcast
 from core.broadcast import Audience, BroadcastError
 from core.outbox import Delivery
 from core.store import expiries, users
-from core.store.models import Broadcast, BroadcastRecipient, OutboxMessage, User
+from core.store.models import (
+    Broadcast,
+    BroadcastBatch,
+    BroadcastRecipient,
+    OutboxMessage,
+    User,
+)
 from tests.test_delivery import RecordingSender
 
 
@@ -230,6 +236,63 @@ async def test_line_residents_are_batched_500_per_call(kigen):
     async with kigen.db.session() as session:
         rows = await session.scalar(select(func.count()).select_from(OutboxMessage))
     assert rows == 2 + 1  # 800 English residents in 2 batches, 400 Vietnamese in 1
+
+
+async def test_every_batch_holds_one_channel_and_text_language_and_everyone_once(kigen):
+    languages = ("en", "vi", "ja", None)  # no Japanese text: English; None: English too
+    specs = [
+        (f"r{n:04d}", "line" if n % 5 else "telegram", languages[n % 4], n % 7 != 0, None)
+        for n in range(1500)
+    ]
+    await residents(kigen, specs)
+    earlier = await new(kigen)  # a batch already queued must not share ids with the new ones
+    await broadcast.test_send(kigen.db, kigen.clock.now(), earlier, ("line", 1), "ed")
+    broadcast_id = await new(kigen)
+    await approve_and_send(kigen, broadcast_id)
+    await broadcast.materialise(kigen.db, kigen.clock.now(), page_size=700)
+    async with kigen.db.session() as session:
+        rows = (
+            await session.execute(
+                select(
+                    BroadcastBatch.id,
+                    BroadcastBatch.channel,
+                    BroadcastBatch.language,
+                    User.platform_id,
+                    User.channel,
+                    User.language,
+                )
+                .join(BroadcastRecipient, BroadcastRecipient.batch_id == BroadcastBatch.id)
+                .join(User, User.id == BroadcastRecipient.user_id)
+                .where(BroadcastBatch.broadcast_id == broadcast_id)
+            )
+        ).all()
+        outbox_batches = (
+            await session.scalars(
+                select(OutboxMessage.batch_id).where(OutboxMessage.batch_id.is_not(None))
+            )
+        ).all()
+    wanted = {platform_id for platform_id, _, _, updates, _ in specs if updates}
+    assert sorted(row[3] for row in rows) == sorted(wanted)
+    sizes: dict[int, int] = {}
+    channels: dict[int, str] = {}
+    for batch_id, channel, text_language, _, user_channel, user_language in rows:
+        assert channel == user_channel
+        assert text_language == (user_language if user_language in ("en", "vi") else "en")
+        sizes[batch_id] = sizes.get(batch_id, 0) + 1
+        channels[batch_id] = channel
+    assert all(sizes[b] <= (500 if channels[b] == "line" else 1) for b in sizes)
+    assert sorted(outbox_batches) == sorted({*sizes, *await batches_of(kigen, earlier)})
+    # Pages of 700 cut the LINE residents of each language into several partial batches.
+    assert sum(1 for batch_id in sizes if sizes[batch_id] > 1) > 2
+
+
+async def batches_of(kigen, broadcast_id) -> list[int]:
+    async with kigen.db.session() as session:
+        return list(
+            await session.scalars(
+                select(BroadcastBatch.id).where(BroadcastBatch.broadcast_id == broadcast_id)
+            )
+        )
 
 
 async def test_a_scheduled_broadcast_waits_for_its_time(kigen, clock):
