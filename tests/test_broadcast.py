@@ -113,6 +113,25 @@ async def test_skip_rule_never_sends_another_language(kigen):
     assert [recipient for recipient, _, _ in recording.sent] == ["vi1"]
 
 
+async def test_a_page_ending_with_skipped_residents_still_moves_on(kigen):
+    # Pages of 2: the second holds only residents whose language has no text.
+    await residents(
+        kigen,
+        [
+            (f"p{n}", "test", lang, True, None)
+            for n, lang in enumerate(["vi", "vi", "ja", "ja", "vi"])
+        ],
+    )
+    broadcast_id = await new(kigen, fallback="skip", texts={"vi": "Lệ phí thay đổi."})
+    await approve_and_send(kigen, broadcast_id)
+    await broadcast.materialise(kigen.db, kigen.clock.now(), page_size=2)
+    recording = sender()
+    await send_all(kigen, recording)
+    assert sorted(r for r, _, _ in recording.sent) == ["p0", "p1", "p4"]
+    async with kigen.db.session() as session:
+        assert (await session.get(Broadcast, broadcast_id)).status == "done"
+
+
 async def test_audience_filters_combine(kigen, clock):
     await residents(
         kigen,

@@ -6,7 +6,7 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import String, and_, case, exists, func, insert, literal, select, update
+from sqlalchemy import Integer, String, and_, case, exists, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.store import sql
@@ -97,7 +97,9 @@ async def queue_page(
         .limit(limit)
         .cte("page")
     )
-    position = func.row_number().over(
+    # Typed, so that // is the databases' integer division, not FLOOR (which SQLite has
+    # only where it was built with its math functions).
+    position = func.row_number(type_=Integer).over(
         partition_by=(page.c.channel, page.c.language), order_by=page.c.id
     )
     size = case(dict(batch_sizes), value=page.c.channel, else_=1)
