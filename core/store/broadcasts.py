@@ -83,9 +83,9 @@ async def queue_page(
 
     The page never leaves the database: reading 20,000 ids into Python and sending them
     back as arrays was the largest piece of the leader's work while it queued a large
-    audience (a quarter of its busy time at a million residents). On
-    PostgreSQL it is one statement, so the page is seen in one snapshot even when
-    residents change meanwhile; SQLite runs its statements in one serialised transaction.
+    audience (a quarter of its busy time at a million residents). On PostgreSQL it is one
+    statement, so the page is seen in one snapshot even when residents change meanwhile;
+    SQLite runs its statements in one serialised transaction.
     """
     known = list(languages)
     text_language = case(
