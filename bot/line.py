@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import logging
 import time
+import urllib.parse
+import urllib.request
 import uuid
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
@@ -88,8 +90,25 @@ async def open_api(settings: Settings, stack: AsyncExitStack) -> AsyncMessagingA
     # The SDK's default is 5 per CPU: on two cores, 10 calls at once, so with answers
     # 200 ms away at most 50 a second.
     configuration.connection_pool_maxsize = LineSender.in_flight + REPLY_CONNECTIONS
+    configuration.proxy = environment_proxy(configuration.host)
     client = await stack.enter_async_context(AsyncApiClient(configuration))
+    # line-bot-sdk's session trusts the environment: on every call aiohttp reads the proxy
+    # variables and looks for ~/.netrc in a worker thread, 14 % of the server's CPU per
+    # webhook event. Its connector moves to a session that does not; the proxy was read
+    # once, above.
+    rest = client.rest_client
+    sdk_session = rest.pool_manager
+    rest.pool_manager = aiohttp.ClientSession(connector=sdk_session.connector, trust_env=False)
+    sdk_session.detach()
     return AsyncMessagingApi(client)
+
+
+def environment_proxy(url: str) -> str | None:
+    """The proxy that HTTPS_PROXY, HTTP_PROXY and NO_PROXY name for ``url``, if any."""
+    parts = urllib.parse.urlsplit(url)
+    if urllib.request.proxy_bypass(parts.hostname or ""):
+        return None
+    return urllib.request.getproxies().get(parts.scheme)
 
 
 def retry_key(key: str) -> str:
