@@ -75,6 +75,7 @@ MAX_ALT_TEXT = 400
 #: A reply token is guaranteed for about a minute; after this, push instead.
 REPLY_TOKEN_LIFETIME = timedelta(seconds=50)
 REQUEST_TIMEOUT = 10
+LINE_API = "https://api.line.me"
 #: Connections kept for replies and pushes to residents besides the outbox's calls.
 REPLY_CONNECTIONS = 32
 RETRY_KEY_NAMESPACE = uuid.UUID("6f1c3f0e-4a55-4c1b-9a57-6b6967656e00")
@@ -90,7 +91,8 @@ async def open_api(settings: Settings, stack: AsyncExitStack) -> AsyncMessagingA
     # The SDK's default is 5 per CPU: on two cores, 10 calls at once, so with answers
     # 200 ms away at most 50 a second.
     configuration.connection_pool_maxsize = LineSender.in_flight + REPLY_CONNECTIONS
-    configuration.proxy = environment_proxy(configuration.host)
+    # Without a host of ours the SDK calls api.line.me and api-data.line.me: one decision.
+    configuration.proxy = environment_proxy(configuration.host or LINE_API)
     client = await stack.enter_async_context(AsyncApiClient(configuration))
     # line-bot-sdk's session trusts the environment: on every call aiohttp reads the proxy
     # variables and looks for ~/.netrc in a worker thread, 14 % of the server's CPU per
