@@ -200,9 +200,10 @@ async def broadcast_phase(kigen: Kigen, args: argparse.Namespace, url: str, fold
         KIGEN_TELEGRAM_API_URL=args.fakes["telegram_url"],
         KIGEN_TELEGRAM_WEBHOOK_SECRET="bench-hook",
         KIGEN_TELEGRAM_RATE=str(TELEGRAM_RATE),
-        KIGEN_LINE_MULTICAST_RATE=str(args.line_multicast_rate),
         NO_PROXY="127.0.0.1,localhost",
     )
+    if args.line_multicast_rate is not None:
+        env["KIGEN_LINE_MULTICAST_RATE"] = str(args.line_multicast_rate)
     with Workers(1, env, folder, SERVERS["kigen"]) as server:
         pid = server.processes[0].pid
         cpu_before = cpu_seconds(pid)
@@ -321,8 +322,7 @@ if __name__ == "__main__":
     parser.add_argument(
         "--line-multicast-rate",
         type=float,
-        default=190.0,
-        help="KIGEN_LINE_MULTICAST_RATE: Kigen's default keeps 5 %% below LINE's 200/s",
+        help="KIGEN_LINE_MULTICAST_RATE (Kigen's default keeps 5 %% below LINE's 200/s)",
     )
     parser.add_argument(
         "--latency-ms",
