@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.fakes
 
 from core.ratelimit import RateLimiter
+from tests.fakes.rates import most_in_window
 
 CALLERS = 64  #: like LINE's messages in flight
 CALL = 0.002  #: seconds each call waits for its answer
@@ -50,15 +55,6 @@ async def run(rate: float, seconds: float, stall_every: float | None) -> list[fl
     return departures
 
 
-def most_in_one_second(times: list[float]) -> int:
-    most, start = 0, 0
-    for end, moment in enumerate(times):
-        while moment - times[start] >= 1.0:
-            start += 1
-        most = max(most, end - start + 1)
-    return most
-
-
 def main(seconds: float) -> None:
     print(f"{'rate/s':>7} {'stalls':>14} {'achieved':>9} {'most in 1 s':>12}")
     for rate in (25.0, 200.0, 2000.0):
@@ -66,7 +62,7 @@ def main(seconds: float) -> None:
             times = asyncio.run(run(rate, seconds, stall_every))
             achieved = (len(times) - 1) / (times[-1] - times[0]) / rate
             stalls = "none" if stall_every is None else f"30 ms / {stall_every * 1000:.0f} ms"
-            print(f"{rate:>7.0f} {stalls:>14} {achieved:>9.1%} {most_in_one_second(times):>12}")
+            print(f"{rate:>7.0f} {stalls:>14} {achieved:>9.1%} {most_in_window(times):>12}")
 
 
 if __name__ == "__main__":

@@ -7,19 +7,25 @@ import itertools
 import time
 
 from core.ratelimit import RateLimiter
+from tests.fakes.rates import most_in_window
 
 
-async def test_callers_woken_late_together_do_not_leave_at_once():
-    """Five callers get their slots; the event loop is then busy for longer than all five
-    slots: they must not all leave at once when it is free again."""
-    limiter = RateLimiter(20.0)  # one every 50 ms
+def start_callers(limiter: RateLimiter, count: int) -> tuple[list[asyncio.Task[None]], list[float]]:
+    """``count`` tasks that each acquire once, and the list their departure times go to."""
     departures: list[float] = []
 
     async def caller() -> None:
         await limiter.acquire()
         departures.append(time.monotonic())
 
-    callers = [asyncio.create_task(caller()) for _ in range(5)]
+    return [asyncio.create_task(caller()) for _ in range(count)], departures
+
+
+async def test_callers_woken_late_together_do_not_leave_at_once():
+    """Five callers get their slots; the event loop is then busy for longer than all five
+    slots: they must not all leave at once when it is free again."""
+    limiter = RateLimiter(20.0)  # one every 50 ms
+    callers, departures = start_callers(limiter, 5)
     await asyncio.sleep(0)  # every caller has taken its slot
     time.sleep(0.4)  # the event loop is blocked past every slot
     await asyncio.gather(*callers)
@@ -31,27 +37,12 @@ async def test_callers_woken_late_together_do_not_leave_at_once():
     assert departures[-1] - departures[1] >= 2.5 * 0.05 - 0.01
 
 
-def most_in_any_window(times: list[float], window: float) -> int:
-    most, start = 0, 0
-    for end, time_ in enumerate(times):
-        while time_ - times[start] >= window:
-            start += 1
-        most = max(most, end - start + 1)
-    return most
-
-
 async def test_callers_given_their_times_before_the_event_loop_stalls_do_not_burst():
     """The event loop stalls twice: after the first, callers are given their departure
     times; the second passes those times. They must still leave one after the other (the
     first gate let them all go at once, and LINE answered 429)."""
     limiter = RateLimiter(100.0)  # one every 10 ms
-    departures: list[float] = []
-
-    async def caller() -> None:
-        await limiter.acquire()
-        departures.append(time.monotonic())
-
-    callers = [asyncio.create_task(caller()) for _ in range(30)]
+    callers, departures = start_callers(limiter, 30)
     await asyncio.sleep(0)
     time.sleep(0.1)  # busy: ten slots pass
     await asyncio.sleep(0.02)
@@ -59,18 +50,12 @@ async def test_callers_given_their_times_before_the_event_loop_stalls_do_not_bur
     await asyncio.gather(*callers)
     assert len(departures) == 30
     # 30 ms at 100/s: 3, half an interval made up, and 1 more for a late wake-up.
-    assert most_in_any_window(departures, 0.03) <= 5
+    assert most_in_window(departures, 0.03) <= 5
 
 
 async def test_a_pause_holds_back_callers_that_already_had_their_slots():
     limiter = RateLimiter(20.0)
-    departures: list[float] = []
-
-    async def caller() -> None:
-        await limiter.acquire()
-        departures.append(time.monotonic())
-
-    callers = [asyncio.create_task(caller()) for _ in range(3)]
+    callers, departures = start_callers(limiter, 3)
     await asyncio.sleep(0)  # the first has left; the others wait for their slots
     paused_at = time.monotonic()
     limiter.pause(0.3)  # a Retry-After

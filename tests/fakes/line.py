@@ -68,6 +68,8 @@ import yaml
 from starlette.requests import Request
 from starlette.responses import Response
 
+from tests.fakes.rates import most_in_window
+
 __all__ = [
     "MONTHLY_LIMIT_MESSAGE",
     "RICH_MENU_IMAGE_MAX_BYTES",
@@ -788,15 +790,9 @@ class FakeLine:
     def max_rate_observed(self, endpoint: str, *, accepted_only: bool = False) -> int:
         """The largest number of requests to ``endpoint`` within any 1-second window (all
         attempts, or only 2xx answers with ``accepted_only=True``)."""
-        times = sorted(
+        return most_in_window(
             r.time for r in self.calls(endpoint, accepted=True if accepted_only else None)
         )
-        best, start = 0, 0
-        for end, t in enumerate(times):
-            while t - times[start] >= 1.0:
-                start += 1
-            best = max(best, end - start + 1)
-        return best
 
     # ---- request processing ----------------------------------------------------------------
 

@@ -89,6 +89,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from tests.fakes.rates import most_in_window
+
 __all__ = [
     "SPEC_PATH",
     "BackgroundServer",
@@ -990,20 +992,14 @@ class FakeTelegram:
         chats or only to ``chat_id``.
         """
         with self._lock:
-            stamps = sorted(
+            stamps = [
                 r.timestamp
                 for r in self.requests
                 if _is_counted(r.method)
                 and r.status != 401
                 and (chat_id is None or _same_chat(r.chat_id, chat_id))
-            )
-        best = 0
-        start = 0
-        for end, stamp in enumerate(stamps):
-            while stamp - stamps[start] >= window:
-                start += 1
-            best = max(best, end - start + 1)
-        return best
+            ]
+        return most_in_window(stamps, window)
 
     # -- fault injection -----------------------------------------------------------------------
 
