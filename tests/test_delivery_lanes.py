@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from core import broadcast
 from core.outbox import Delivery
 from core.store.models import OutboxMessage
+from core.store.outbox import SENDING
 from tests.helpers import wait_for_async
 from tests.test_broadcast import approve_and_send, new, residents, sender
 from tests.test_delivery import RecordingSender
@@ -138,3 +139,21 @@ async def test_a_tick_starts_the_lanes_in_the_background_and_returns(kigen):
     blocked.answer.set()
     await delivery.stop()
     assert len(blocked.sent) == 10  # the batch being sent and the one claimed ahead
+
+
+async def test_where_repeats_are_dropped_the_next_batch_is_marked_while_one_is_on_its_way(kigen):
+    """A lane marks its next batch as being sent while the batch before is still leaving, so
+    that the sender never waits for that between two batches."""
+    await queue_broadcast(kigen, [(f"u{n}", "test", "en", True, None) for n in range(4)])
+    blocked = BlockedSender("test")
+    blocked.idempotent = True  # in_flight 1: the first message holds up the rest
+    delivery = Delivery(kigen.db, {"test": blocked}, kigen.notices, kigen.clock, batch_size=2)
+    run = asyncio.create_task(delivery.run_once())
+    # The first message is on its way and unanswered; the first batch's second message
+    # waits for its slot. The second batch is claimed and marked all the same.
+    assert await wait_for_async(lambda: statuses_are(kigen, {SENDING: 4}), 10)
+    assert blocked.sent == []
+    blocked.answer.set()
+    assert await run == 4
+    assert len(blocked.sent) == 4
+    assert await statuses_are(kigen, {"sent": 4})
