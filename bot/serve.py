@@ -4,6 +4,7 @@ in one process."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from contextlib import AsyncExitStack
 from datetime import timedelta
@@ -145,6 +146,11 @@ class KigenServer:
 
     async def run(self) -> None:
         await self.start()
+        # What start-up built (the knowledge base, the catalogs, the SQL metadata) lives as
+        # long as the process: out of the collector's reach, a full collection no longer
+        # walks it. It took 180 ms each time, holding up webhooks and the senders' pace.
+        gc.collect()
+        gc.freeze()
         try:
             await self._serving
         finally:

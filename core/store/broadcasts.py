@@ -21,6 +21,9 @@ from core.store.models import (
     User,
 )
 
+#: Recipients read from the database at a time when a claim is rendered.
+RECIPIENTS_PART = 5_000
+
 
 def audience_conditions(audience: dict[str, Any], now: datetime) -> list[Any]:
     """WHERE conditions on users for an audience. Updates opt-in and an active chat are
@@ -232,15 +235,18 @@ async def batch_recipients(
         .scalar_subquery()
     )
     connection = await session.connection()
-    result = await connection.execute(
+    result = await connection.stream(
         select(BroadcastRecipient.batch_id, BroadcastRecipient.user_id, platform_id)
         .where(BroadcastRecipient.batch_id.in_(batch_ids))
         .order_by(BroadcastRecipient.batch_id, BroadcastRecipient.user_id)
     )
     recipients: dict[int, list[tuple[int, str]]] = {}
-    for batch_id, user_id, chat in result:
-        if chat is not None:
-            recipients.setdefault(batch_id, []).append((user_id, chat))
+    # In parts: a claim of LINE batches holds up to 100,000 residents, and reading them in
+    # one go held the event loop for 70 ms, long enough to cost the sender its pace.
+    async for part in result.partitions(RECIPIENTS_PART):
+        for batch_id, user_id, chat in part:
+            if chat is not None:
+                recipients.setdefault(batch_id, []).append((user_id, chat))
     return recipients
 
 
