@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import multiprocessing
 import os
 import sys
@@ -84,6 +85,10 @@ def run_fakes(pipe: Connection, latency: float) -> None:
     from tests.fakes.line import FakeLine
     from tests.fakes.telegram import FakeTelegram
 
+    # Without the cyclic collector: a full collection over what the fakes record stalled
+    # this process for up to a second; the requests that waited were then stamped at once,
+    # a burst that Kigen never sent (the fakes answered it 429).
+    gc.disable()
     with FakeLine() as line, FakeTelegram() as telegram:
         line.rate_limit("multicast", LINE_MULTICAST)
         line.rate_limit("pushMessage", LINE_PUSH)
