@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     line_channel_access_token: SecretStr | None = None
     line_api_url: str | None = None
     line_push_rate: float = Field(default=1900.0, gt=0, le=2000)
-    line_multicast_rate: float = Field(default=190.0, gt=0, le=200)
+    line_multicast_rate: float = Field(default=196.0, gt=0, le=200)
     retention_expired_days: int = Field(default=60, ge=0)
     retention_inactive_days: int = Field(default=30, ge=0)
     retention_events_days: int = Field(default=7, ge=0)
