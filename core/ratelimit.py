@@ -14,6 +14,17 @@ from collections.abc import Callable
 EARLY_DEPARTURE = 0.010
 
 
+def early_allowance(rate: float) -> float:
+    """How early, in seconds, a departure at ``rate`` per second may be: half an interval,
+    and at least :data:`EARLY_DEPARTURE`."""
+    return max(0.5 / rate, EARLY_DEPARTURE)
+
+
+def most_in_a_second(rate: float) -> float:
+    """The most departures a limiter at ``rate`` lets leave within any one second."""
+    return rate * (1.0 + early_allowance(rate)) + 1
+
+
 class RateLimiter:
     """At most ``rate`` acquisitions per second overall, and at most one per
     ``per_key_interval`` seconds for the same key; ``pause`` stops everything for a while
@@ -37,7 +48,7 @@ class RateLimiter:
         self._lock = asyncio.Lock()
         self._next_departure = 0.0
         #: How early a departure may be: what a busy event loop makes a wake-up late by.
-        self._early = max(self.interval / 2, EARLY_DEPARTURE)
+        self._early = early_allowance(rate)
         self._gate = asyncio.Lock()
 
     def pause(self, seconds: float) -> None:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 import re
 
+import pytest
+from pydantic import ValidationError
+
 from core.config import REPO_ROOT, Settings
 
 
@@ -34,6 +37,22 @@ def test_settings_come_from_the_environment(monkeypatch):
     settings = Settings(_env_file=None)
     assert settings.resolved_database_url == "sqlite+aiosqlite:///elsewhere.db"
     assert settings.retention_expired_days == 90
+
+
+def test_line_paces_that_could_exceed_lines_limits_are_refused(monkeypatch):
+    # A departure may be up to 10 ms early: 197 multicasts a second can give 199.97 in one
+    # second, 198 can give 200.98.
+    for name, fits, too_fast in (
+        ("KIGEN_LINE_MULTICAST_RATE", "197", "198"),
+        ("KIGEN_LINE_PUSH_RATE", "1970", "1980"),
+    ):
+        monkeypatch.setenv(name, fits)
+        field = name.removeprefix("KIGEN_").lower()
+        assert getattr(Settings(_env_file=None), field) == float(fits)
+        monkeypatch.setenv(name, too_fast)
+        with pytest.raises(ValidationError, match="above LINE's limit"):
+            Settings(_env_file=None)
+        monkeypatch.delenv(name)
 
 
 def test_production_refuses_weak_settings(tmp_path):
