@@ -149,12 +149,9 @@ class Conversation:
         """Record an inbound platform event; False when it was handled before (a webhook
         redelivery), so that the adapter drops it."""
         async with self.db.session() as session:
-            return await self._first_time(session, channel, event_id)
-
-    async def _first_time(self, session: AsyncSession, channel: str, event_id: str) -> bool:
-        return await events.first_time(
-            session, channel, clean_text(event_id)[:64], self.clock.now()
-        )
+            return await events.first_time(
+                session, channel, clean_text(event_id)[:64], self.clock.now()
+            )
 
     async def error_reply(self, channel: str, user_id: str) -> Reply:
         """What to tell a resident when handling their message failed on Kigen's side."""
@@ -205,6 +202,7 @@ class Conversation:
             flood = self.flood.check(f"{incoming.channel}:{incoming.user_id}")
             if flood == "drop":
                 return []
+        event_id = clean_text(event_id)[:64] if event_id else None
         # One turn at a time per resident (in this process, then across processes): their
         # messages are answered in the order they came, and a first contact cannot create
         # them twice.
@@ -212,8 +210,10 @@ class Conversation:
             self.turns.hold(f"{incoming.channel}:{incoming.user_id}"),
             self.db.session() as session,
         ):
-            await turn_lock.hold(session, incoming.channel, incoming.user_id)
-            if event_id and not await self._first_time(session, incoming.channel, event_id):
+            now = self.clock.now()
+            if not await turn_lock.begin(
+                session, incoming.channel, incoming.user_id, event_id, now
+            ):
                 return []
             replies = await self._handle(session, incoming, slow_down=flood == "warn")
         for reply in replies:

@@ -302,3 +302,37 @@ async def test_two_replicas_never_run_two_turns_of_one_resident_at_once(kigen, s
         saved = await session.scalar(select(func.count()).select_from(Expiry))
     assert saved == 1
     assert sorted([first[0].intent, second[0].intent]) == ["error:choice", "reminder:saved"]
+
+
+async def test_two_replicas_given_platform_events_at_once_run_them_one_after_the_other(
+    kigen, settings, clock
+):
+    """With the platform's event ids (the lock and the event's record are then one
+    statement on PostgreSQL): a double tap is still saved once, and one event delivered to
+    two replicas at once (a redelivery racing the first delivery) is answered once."""
+    other = await build(settings, clock)
+    try:
+        chat = Chat(kigen.conversation)
+        await chat.say("/remind")
+        await chat.press("kind:residence_card")
+        await chat.press("consent:yes")
+        await chat.say("2027-03-15")
+        tap = Incoming("test", "u1", choice="confirm:yes")
+        taps = await asyncio.gather(
+            kigen.conversation.handle(tap, event_id="tap-1"),
+            other.conversation.handle(tap, event_id="tap-2"),
+        )
+        question = Incoming.from_text("test", "u1", "When can I renew my residence card?")
+        deliveries = await asyncio.gather(
+            kigen.conversation.handle(question, event_id="question-1"),
+            other.conversation.handle(question, event_id="question-1"),
+        )
+    finally:
+        await other.close()
+    async with kigen.db.session() as session:
+        saved = await session.scalar(select(func.count()).select_from(Expiry))
+    assert saved == 1
+    assert sorted(replies[0].intent for replies in taps) == ["error:choice", "reminder:saved"]
+    answered = [replies for replies in deliveries if replies]
+    assert len(answered) == 1
+    assert answered[0][0].intent.startswith("faq:")
