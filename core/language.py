@@ -13,6 +13,8 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+import numpy as np
+
 from core.textnorm import normalise
 
 _SCRIPT_LANGUAGES = {
@@ -68,15 +70,24 @@ class LanguageDetector:
     """Detects the language of short texts among the languages it was trained on."""
 
     def __init__(self, samples: Mapping[str, Iterable[str]]) -> None:
-        self._log_probs: dict[str, dict[str, float]] = {}
-        self._unseen: dict[str, float] = {}
+        counts: dict[str, Counter[str]] = {}
         for language, texts in samples.items():
-            counts: Counter[str] = Counter()
+            counts[language] = Counter()
             for text in texts:
-                counts.update(_ngrams(normalise(text, keep_accents=True)))
-            total = sum(counts.values()) + len(counts) + 1
-            self._log_probs[language] = {g: math.log((c + 1) / total) for g, c in counts.items()}
-            self._unseen[language] = math.log(1 / total)
+                counts[language].update(_ngrams(normalise(text, keep_accents=True)))
+        #: One row per language, one column per n-gram seen in any of them; the last column
+        #: is for an n-gram never seen. Scoring a text looks each of its n-grams up once,
+        #: whatever the number of candidate languages.
+        self._rows = {language: row for row, language in enumerate(counts)}
+        grams = {gram for language_counts in counts.values() for gram in language_counts}
+        self._columns = {gram: column for column, gram in enumerate(grams)}
+        self._log_probs = np.empty((len(counts), len(grams) + 1))
+        for language, language_counts in counts.items():
+            total = sum(language_counts.values()) + len(language_counts) + 1
+            row = self._log_probs[self._rows[language]]
+            row[:] = math.log(1 / total)
+            for gram, count in language_counts.items():
+                row[self._columns[gram]] = math.log((count + 1) / total)
 
     def detect(self, text: str) -> Detection | None:
         """The most likely language, or None for text with no letters."""
@@ -91,7 +102,7 @@ class LanguageDetector:
         for script in ("kana", "han", "kana+han"):
             scripts[script] *= 3
         script = scripts.most_common(1)[0][0]
-        candidates = [lang for lang in _SCRIPT_LANGUAGES[script] if lang in self._log_probs]
+        candidates = [lang for lang in _SCRIPT_LANGUAGES[script] if lang in self._rows]
         if not candidates:
             return None
         if len(candidates) == 1:
@@ -99,13 +110,15 @@ class LanguageDetector:
         if script == "latin" and "vi" in candidates and _VIETNAMESE_LETTERS & set(text.lower()):
             return Detection("vi", 1.0)
         grams = _ngrams(normalise(text, keep_accents=True))
-        scores = sorted(((self._score(lang, grams), lang) for lang in candidates), reverse=True)
+        scores = sorted(zip(self._scores(candidates, grams), candidates, strict=True), reverse=True)
         (best, language), (second, _) = scores[0], scores[1]
         if script == "kana":
             return Detection(language, 1.0)  # kana alone is Japanese; the model picks the register
         margin = (best - second) / max(len(grams), 1)
         return Detection(language, min(0.99, margin * 4))  # 1.0 is kept for a script of its own
 
-    def _score(self, language: str, grams: list[str]) -> float:
-        table, unseen = self._log_probs[language], self._unseen[language]
-        return sum(table.get(gram, unseen) for gram in grams)
+    def _scores(self, languages: list[str], grams: list[str]) -> list[float]:
+        """Log-likelihood of ``grams`` in each of ``languages``."""
+        columns = [self._columns.get(gram, -1) for gram in grams]
+        rows = [self._rows[language] for language in languages]
+        return self._log_probs[np.ix_(rows, columns)].sum(axis=1).tolist()
