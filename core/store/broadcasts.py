@@ -242,7 +242,7 @@ async def batch_recipients(
     )
     recipients: dict[int, list[tuple[int, str]]] = {}
     # In parts: a claim of LINE batches holds up to 100,000 residents, and reading them in
-    # one go held the event loop for 70 ms, long enough to cost the sender its pace.
+    # one go held the event loop for 50 ms, long enough to cost the sender its pace.
     async for part in result.partitions(RECIPIENTS_PART):
         for batch_id, user_id, chat in part:
             if chat is not None:
