@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import secrets
 import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from core.clock import Clock
 from core.leader import Leadership
 from core.messages import Reply
 from core.notices import Notices
-from core.store import outbox, users
+from core.store import broadcasts, outbox, users
 from core.store.db import Database
 from core.store.models import OutboxKind, OutboxStatus
 
@@ -74,7 +75,9 @@ class Sender(Protocol):
 
 
 def default_worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    # With a part of its own per start: a container restarted with the same host name and
+    # process id must not take the rows its previous life left mid-send for its own.
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
 class Delivery:
@@ -176,8 +179,25 @@ class Delivery:
                 upcoming = asyncio.create_task(self._next(channel, flight))
                 await flight.send(jobs)
         finally:
-            upcoming.cancel()
+            await self._give_back(upcoming)
             await flight.land()
+
+    async def _give_back(self, upcoming: asyncio.Task[tuple[list[int], list[_Job]]]) -> None:
+        """Stop preparing a lane's next batch (the lane failed or was cancelled). Rows it
+        claimed, and marked where the platform drops repeats, but never sent are due again
+        at once; if it was stopped halfway, they come back when their lease runs out."""
+        upcoming.cancel()
+        try:
+            ids, _jobs = await upcoming
+        except (asyncio.CancelledError, Exception):
+            return
+        if not ids:
+            return
+        try:
+            async with self.db.session() as session:
+                await outbox.release(session, ids, self.worker_id)
+        except Exception:  # the database may be why the lane failed
+            log.warning("could not give back %d outbox rows; their lease will", len(ids))
 
     async def _next(self, channel: str, flight: _Flight) -> tuple[list[int], list[_Job]]:
         """The lane's next batch, claimed and rendered while the one before is being sent,
@@ -251,6 +271,24 @@ class Delivery:
                     error=reason,
                 )
         return jobs
+
+    async def _drop_cancelled(self, jobs: list[_Job]) -> list[_Job]:
+        """A batch marked while the one before was still leaving: rows of a broadcast an
+        operator cancelled meanwhile are dropped instead of sent."""
+        rows = [job.row_id for job in jobs if job.kind == OutboxKind.BROADCAST]
+        if not rows:
+            return jobs
+        async with self.db.session() as session:
+            cancelled = set(await broadcasts.cancelled_rows(session, rows))
+            await outbox.finish_many(
+                session,
+                sorted(cancelled),
+                self.worker_id,
+                status=OutboxStatus.DROPPED,
+                now=self.clock.now(),
+                error="cancelled",
+            )
+        return [job for job in jobs if job.row_id not in cancelled]
 
     async def _mark_sending(self, session: AsyncSession, jobs: list[_Job]) -> list[_Job]:
         """Mark the rows as being sent; returns those still ours (not cancelled meanwhile)."""
@@ -336,7 +374,7 @@ class _Flight:
         """Start sending ``jobs`` (where the platform drops repeats, already marked by
         :meth:`mark`); returns once the last of them has left."""
         if self.sender.idempotent:
-            for job in jobs:
+            for job in await self.delivery._drop_cancelled(jobs):
                 await self._slots.acquire()
                 self._take_off(job)
             return

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from core.messages import Reply
-from core.outbox import Delivery, Outcome, SendResult, backoff
+from core.outbox import Delivery, Outcome, SendResult, backoff, default_worker_id
 from core.store import outbox
 from core.store.models import OutboxMessage, User
 from tests.conftest import JST
@@ -417,3 +417,9 @@ async def test_the_daily_planning_job_repairs_missing_rows_and_adds_nothing_twic
         await session.execute(delete(OutboxMessage).where(OutboxMessage.step == "month"))
     assert await plan_missing(kigen.db, clock.now(), batch_size=2) == 5
     assert sorted((row.expiry_id, row.step, row.due_at) for row in await rows(kigen)) == before
+
+
+def test_every_start_has_a_worker_id_of_its_own():
+    """A container restarted with the same host name and process id must not take the rows
+    its previous life left mid-send for its own (they would never be settled)."""
+    assert default_worker_id() != default_worker_id()

@@ -157,3 +157,24 @@ async def test_where_repeats_are_dropped_the_next_batch_is_marked_while_one_is_o
     assert await run == 4
     assert len(blocked.sent) == 4
     assert await statuses_are(kigen, {"sent": 4})
+
+
+async def test_a_lane_cancelled_gives_back_the_batch_it_had_marked_ahead(kigen):
+    """The next batch was claimed and marked while the first was leaving; the lane is then
+    cancelled (a shutdown that could not wait): that batch is due again at once, its
+    attempt not counted, instead of waiting as "sending" for a worker that never sends it."""
+    await queue_broadcast(kigen, [(f"u{n}", "test", "en", True, None) for n in range(4)])
+    blocked = BlockedSender("test")
+    blocked.idempotent = True
+    delivery = Delivery(kigen.db, {"test": blocked}, kigen.notices, kigen.clock, batch_size=2)
+    run = asyncio.create_task(delivery.run_once())
+    assert await wait_for_async(lambda: statuses_are(kigen, {SENDING: 4}), 10)
+    run.cancel()
+    await asyncio.sleep(0.1)  # the lane gives the next batch back, then waits for its flight
+    blocked.answer.set()  # the message on its way is answered and recorded
+    await asyncio.gather(run, return_exceptions=True)
+    async with kigen.db.session() as session:
+        rows = (await session.execute(select(OutboxMessage).order_by(OutboxMessage.id))).scalars()
+        states = [(row.status, row.attempts) for row in rows]
+    # The first batch: one message sent, one marked and left waiting for its slot.
+    assert states == [("sent", 1), (SENDING, 1), ("pending", 0), ("pending", 0)]

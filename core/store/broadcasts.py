@@ -14,6 +14,7 @@ from core.store.models import (
     Broadcast,
     BroadcastBatch,
     BroadcastRecipient,
+    BroadcastStatus,
     Expiry,
     OutboxKind,
     OutboxMessage,
@@ -235,7 +236,7 @@ async def batch_recipients(
         .scalar_subquery()
     )
     connection = await session.connection()
-    result = await connection.stream(
+    query = (
         select(BroadcastRecipient.batch_id, BroadcastRecipient.user_id, platform_id)
         .where(BroadcastRecipient.batch_id.in_(batch_ids))
         .order_by(BroadcastRecipient.batch_id, BroadcastRecipient.user_id)
@@ -243,11 +244,23 @@ async def batch_recipients(
     recipients: dict[int, list[tuple[int, str]]] = {}
     # In parts: a claim of LINE batches holds up to 100,000 residents, and reading them in
     # one go held the event loop for 50 ms, long enough to cost the sender its pace.
-    async for part in result.partitions(RECIPIENTS_PART):
-        for batch_id, user_id, chat in part:
-            if chat is not None:
-                recipients.setdefault(batch_id, []).append((user_id, chat))
+    async with connection.stream(query) as result:
+        async for part in result.partitions(RECIPIENTS_PART):
+            for batch_id, user_id, chat in part:
+                if chat is not None:
+                    recipients.setdefault(batch_id, []).append((user_id, chat))
     return recipients
+
+
+async def cancelled_rows(session: AsyncSession, row_ids: Sequence[int]) -> list[int]:
+    """The outbox rows among ``row_ids`` whose broadcast was cancelled."""
+    result = await session.execute(
+        select(OutboxMessage.id)
+        .join(BroadcastBatch, BroadcastBatch.id == OutboxMessage.batch_id)
+        .join(Broadcast, Broadcast.id == BroadcastBatch.broadcast_id)
+        .where(OutboxMessage.id.in_(row_ids), Broadcast.status == BroadcastStatus.CANCELLED)
+    )
+    return list(result.scalars())
 
 
 async def progress(session: AsyncSession, broadcast_id: int) -> dict[str, int]:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy import and_, case, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.store import sql
@@ -269,6 +269,29 @@ async def finish_many(
         update(OutboxMessage)
         .where(OutboxMessage.id.in_(row_ids), OutboxMessage.claimed_by == worker)
         .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def release(session: AsyncSession, row_ids: Sequence[int], worker: str) -> None:
+    """Give back rows this worker claimed (or marked as being sent) and never handed to
+    the platform: they are due again at once, the attempt not counted."""
+    await session.execute(
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.id.in_(row_ids),
+            OutboxMessage.claimed_by == worker,
+            OutboxMessage.status.in_([OutboxStatus.CLAIMED, SENDING]),
+        )
+        .values(
+            status=OutboxStatus.PENDING,
+            claimed_by=None,
+            lease_until=None,
+            attempts=case(
+                (OutboxMessage.status == SENDING, OutboxMessage.attempts - 1),
+                else_=OutboxMessage.attempts,
+            ),
+        )
         .execution_options(synchronize_session=False)
     )
 
