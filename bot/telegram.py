@@ -34,7 +34,7 @@ from core.flows.help import command_menu
 from core.i18n import Catalogs
 from core.messages import Choice, Event, Incoming, Reply, split_text
 from core.outbox import Outcome, SendResult
-from core.ratelimit import RateLimiter
+from core.ratelimit import RateLimiter, fastest_within
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +69,16 @@ def build_application(settings: Settings, *, polling: bool = False) -> Applicati
     return builder.build()
 
 
+def pace(settings: Settings) -> float:
+    """Messages per second the outbox sends to Telegram: ``KIGEN_TELEGRAM_RATE``, or with
+    paid broadcasts as close to their 1,000 per second as the pacing allows."""
+    return fastest_within(1000) if settings.telegram_paid_broadcast else settings.telegram_rate
+
+
 def in_flight(settings: Settings) -> int:
     """Outbox messages on their way to Telegram at once (``KIGEN_TELEGRAM_IN_FLIGHT``, or
     the rate's worth of :data:`ANSWER_WITHIN`)."""
-    rate = 1000.0 if settings.telegram_paid_broadcast else settings.telegram_rate
-    return settings.telegram_in_flight or math.ceil(rate * ANSWER_WITHIN)
+    return settings.telegram_in_flight or math.ceil(pace(settings) * ANSWER_WITHIN)
 
 
 def incoming_from_update(update: Update) -> Incoming | None:
@@ -254,7 +259,7 @@ class TelegramSender:
     def __init__(self, bot: Bot, settings: Settings) -> None:
         self.bot = bot
         self.paid = settings.telegram_paid_broadcast
-        self.limiter = RateLimiter(1000.0 if self.paid else settings.telegram_rate, 1.0)
+        self.limiter = RateLimiter(pace(settings), 1.0)
         self.in_flight = in_flight(settings)
 
     async def send(

@@ -5,6 +5,7 @@ Nothing is required to start the terminal chat: every setting has a default.
 
 from __future__ import annotations
 
+import math
 import secrets
 from functools import cached_property
 from pathlib import Path
@@ -13,7 +14,7 @@ import platformdirs
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from core.ratelimit import most_in_a_second
+from core.ratelimit import fastest_within, most_in_a_second
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 #: LINE's limits per channel, in calls per second, of the settings that pace them.
@@ -66,8 +67,9 @@ class Settings(BaseSettings):
         limit = LINE_LIMITS[info.field_name]
         if most_in_a_second(rate) > limit:
             raise ValueError(
-                f"at {rate:g} per second up to {most_in_a_second(rate):.0f} calls may leave "
-                f"within one second, above LINE's limit of {limit}"
+                f"KIGEN_{info.field_name.upper()}={rate:g} could send "
+                f"{most_in_a_second(rate):.2f} calls within one second, above LINE's limit "
+                f"of {limit}: set at most {math.floor(fastest_within(limit) * 10) / 10:g}"
             )
         return rate
 

@@ -25,6 +25,13 @@ def most_in_a_second(rate: float) -> float:
     return rate * (1.0 + early_allowance(rate)) + 1
 
 
+def fastest_within(limit: float) -> float:
+    """The highest rate whose :func:`most_in_a_second` stays within ``limit``."""
+    rate = (limit - 1) / (1.0 + EARLY_DEPARTURE)
+    # Below 1 / (2 × EARLY_DEPARTURE) per second, half an interval is the allowance instead.
+    return rate if rate >= 0.5 / EARLY_DEPARTURE else limit - 1.5
+
+
 class RateLimiter:
     """At most ``rate`` acquisitions per second overall, and at most one per
     ``per_key_interval`` seconds for the same key; ``pause`` stops everything for a while
