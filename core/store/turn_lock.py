@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import text
+from sqlalchemy import bindparam, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.store import events
+from core.store.models import ProcessedEvent
 
 #: Named after the schema too, like the leader lock (:mod:`core.leader`).
 _LOCK = (
@@ -29,7 +30,7 @@ _HOLD_AND_RECORD = text(
     "INSERT INTO processed_events (channel, event_id, created_at) "
     "SELECT :channel, :event_id, :created_at FROM held "
     "ON CONFLICT (channel, event_id) DO NOTHING RETURNING id"
-)
+).bindparams(bindparam("created_at", type_=ProcessedEvent.__table__.c.created_at.type))
 
 
 async def begin(
