@@ -27,7 +27,7 @@ from core.clock import Clock
 from core.leader import Leadership
 from core.messages import Reply
 from core.notices import Notices
-from core.store import broadcasts, outbox, users
+from core.store import outbox, users
 from core.store.db import Database
 from core.store.models import OutboxKind, OutboxStatus
 
@@ -169,23 +169,23 @@ class Delivery:
     async def _lane(self, channel: str) -> int:
         handled = 0
         flight = _Flight(self, self.senders[channel])
-        upcoming = asyncio.create_task(self._next(channel, flight))
+        upcoming = asyncio.create_task(self._claim(channel))
         try:
             while True:
                 ids, jobs = await upcoming
                 if not ids:
                     return handled
                 handled += len(ids)
-                upcoming = asyncio.create_task(self._next(channel, flight))
+                upcoming = asyncio.create_task(self._claim(channel))
                 await flight.send(jobs)
         finally:
             await self._give_back(upcoming)
             await flight.land()
 
     async def _give_back(self, upcoming: asyncio.Task[tuple[list[int], list[_Job]]]) -> None:
-        """Stop preparing a lane's next batch (the lane failed or was cancelled). Rows it
-        claimed, and marked where the platform drops repeats, but never sent are due again
-        at once; if it was stopped halfway, they come back when their lease runs out."""
+        """Stop preparing a lane's next batch (the lane failed or was cancelled): rows it
+        claimed are due again at once; if it was stopped halfway, they come back when
+        their lease runs out."""
         upcoming.cancel()
         try:
             ids, _jobs = await upcoming
@@ -198,16 +198,6 @@ class Delivery:
                 await outbox.release(session, ids, self.worker_id)
         except Exception:  # the database may be why the lane failed
             log.warning("could not give back %d outbox rows; their lease will", len(ids))
-
-    async def _next(self, channel: str, flight: _Flight) -> tuple[list[int], list[_Job]]:
-        """The lane's next batch, claimed and rendered while the one before is being sent,
-        and where the platform drops repeats already marked as being sent: between two
-        batches the sender waits for nothing (marking 200 LINE multicasts took 18-40 ms,
-        while none left)."""
-        ids, jobs = await self._claim(channel)
-        if jobs and flight.sender.idempotent:
-            jobs = await flight.mark(jobs)
-        return ids, jobs
 
     async def _claim(self, channel: str) -> tuple[list[int], list[_Job]]:
         """Claim the next due rows of a channel and render them."""
@@ -271,24 +261,6 @@ class Delivery:
                     error=reason,
                 )
         return jobs
-
-    async def _drop_cancelled(self, jobs: list[_Job]) -> list[_Job]:
-        """A batch marked while the one before was still leaving: rows of a broadcast an
-        operator cancelled meanwhile are dropped instead of sent."""
-        rows = [job.row_id for job in jobs if job.kind == OutboxKind.BROADCAST]
-        if not rows:
-            return jobs
-        async with self.db.session() as session:
-            cancelled = set(await broadcasts.cancelled_rows(session, rows))
-            await outbox.finish_many(
-                session,
-                sorted(cancelled),
-                self.worker_id,
-                status=OutboxStatus.DROPPED,
-                now=self.clock.now(),
-                error="cancelled",
-            )
-        return [job for job in jobs if job.row_id not in cancelled]
 
     async def _mark_sending(self, session: AsyncSession, jobs: list[_Job]) -> list[_Job]:
         """Mark the rows as being sent; returns those still ours (not cancelled meanwhile)."""
@@ -358,9 +330,8 @@ class _Flight:
 
     A row is marked as being sent before it leaves, in the transaction that records the
     results that came in meanwhile. Where the platform drops repeats, a batch is marked at
-    once, while the batch before it is still leaving (a repeat after a crash is harmless);
-    elsewhere each message is marked on its own, so that a crash leaves at most
-    ``in_flight`` rows whose fate is unknown.
+    once (a repeat after a crash is harmless); elsewhere each message is marked on its
+    own, so that a crash leaves at most ``in_flight`` rows whose fate is unknown.
     """
 
     def __init__(self, delivery: Delivery, sender: Sender) -> None:
@@ -371,17 +342,16 @@ class _Flight:
         self._flying: set[asyncio.Task[None]] = set()
 
     async def send(self, jobs: list[_Job]) -> None:
-        """Start sending ``jobs`` (where the platform drops repeats, already marked by
-        :meth:`mark`); returns once the last of them has left."""
+        """Start sending ``jobs``; returns once the last of them has left."""
         if self.sender.idempotent:
-            for job in await self.delivery._drop_cancelled(jobs):
+            for job in await self._mark(jobs):
                 await self._slots.acquire()
                 self._take_off(job)
             return
         for job in jobs:
             await self._slots.acquire()
             try:
-                marked = await self.mark([job])
+                marked = await self._mark([job])
             except BaseException:
                 self._slots.release()
                 raise
@@ -399,9 +369,7 @@ class _Flight:
             async with self.delivery.db.session() as session:
                 await self.delivery._record(session, landed)
 
-    async def mark(self, jobs: list[_Job]) -> list[_Job]:
-        """Mark ``jobs`` as being sent, recording the results that came in meanwhile in the
-        same transaction; returns those still ours."""
+    async def _mark(self, jobs: list[_Job]) -> list[_Job]:
         landed, self._landed = self._landed, []
         try:
             async with self.delivery.db.session() as session:

@@ -14,7 +14,6 @@ from core.store.models import (
     Broadcast,
     BroadcastBatch,
     BroadcastRecipient,
-    BroadcastStatus,
     Expiry,
     OutboxKind,
     OutboxMessage,
@@ -250,17 +249,6 @@ async def batch_recipients(
                 if chat is not None:
                     recipients.setdefault(batch_id, []).append((user_id, chat))
     return recipients
-
-
-async def cancelled_rows(session: AsyncSession, row_ids: Sequence[int]) -> list[int]:
-    """The outbox rows among ``row_ids`` whose broadcast was cancelled."""
-    result = await session.execute(
-        select(OutboxMessage.id)
-        .join(BroadcastBatch, BroadcastBatch.id == OutboxMessage.batch_id)
-        .join(Broadcast, Broadcast.id == BroadcastBatch.broadcast_id)
-        .where(OutboxMessage.id.in_(row_ids), Broadcast.status == BroadcastStatus.CANCELLED)
-    )
-    return list(result.scalars())
 
 
 async def progress(session: AsyncSession, broadcast_id: int) -> dict[str, int]:

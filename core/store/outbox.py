@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import and_, case, delete, insert, or_, select, update
+from sqlalchemy import and_, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.store import sql
@@ -274,24 +274,16 @@ async def finish_many(
 
 
 async def release(session: AsyncSession, row_ids: Sequence[int], worker: str) -> None:
-    """Give back rows this worker claimed (or marked as being sent) and never handed to
-    the platform: they are due again at once, the attempt not counted."""
+    """Give back rows this worker claimed and never marked as being sent: they are due
+    again at once instead of when the claim's lease runs out."""
     await session.execute(
         update(OutboxMessage)
         .where(
             OutboxMessage.id.in_(row_ids),
             OutboxMessage.claimed_by == worker,
-            OutboxMessage.status.in_([OutboxStatus.CLAIMED, SENDING]),
+            OutboxMessage.status == OutboxStatus.CLAIMED,
         )
-        .values(
-            status=OutboxStatus.PENDING,
-            claimed_by=None,
-            lease_until=None,
-            attempts=case(
-                (OutboxMessage.status == SENDING, OutboxMessage.attempts - 1),
-                else_=OutboxMessage.attempts,
-            ),
-        )
+        .values(status=OutboxStatus.PENDING, claimed_by=None, lease_until=None)
         .execution_options(synchronize_session=False)
     )
 
