@@ -8,9 +8,9 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 #: At high rates, how early a departure may be, in seconds (see ``RateLimiter.acquire``):
-#: about what a busy event loop makes a wake-up late by. At 2 ms those late wake-ups cost a
-#: million-resident broadcast 5 % of LINE's multicast rate; 10 ms lets at most 1 % more
-#: leave in any second.
+#: about what a busy event loop makes a wake-up late by. At a pace of 196 multicasts a
+#: second, a million-resident broadcast kept 92-93 % of LINE's limit with 5 ms, 94-96 %
+#: with 10 ms; 10 ms lets at most 1 % more leave in any second.
 EARLY_DEPARTURE = 0.010
 
 

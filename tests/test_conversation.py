@@ -282,17 +282,22 @@ async def test_two_replicas_meeting_a_new_resident_at_once_do_not_fail(kigen, se
         assert await session.scalar(select(func.count()).select_from(User)) == 5
 
 
+async def typed_a_date_to_save(conversation) -> Incoming:
+    """Resident u1 is asked to confirm a date; returns their tap on "Save"."""
+    chat = Chat(conversation)
+    await chat.say("/remind")
+    await chat.press("kind:residence_card")
+    await chat.press("consent:yes")
+    await chat.say("2027-03-15")
+    return Incoming("test", "u1", choice="confirm:yes")
+
+
 async def test_two_replicas_never_run_two_turns_of_one_resident_at_once(kigen, settings, clock):
     """A double tap on "Save" reaches two Kigen processes on one database at once: the
     second turn waits for the first, so the date is saved once."""
     other = await build(settings, clock)
     try:
-        chat = Chat(kigen.conversation)
-        await chat.say("/remind")
-        await chat.press("kind:residence_card")
-        await chat.press("consent:yes")
-        await chat.say("2027-03-15")
-        tap = Incoming("test", "u1", choice="confirm:yes")
+        tap = await typed_a_date_to_save(kigen.conversation)
         first, second = await asyncio.gather(
             kigen.conversation.handle(tap), other.conversation.handle(tap)
         )
@@ -312,12 +317,7 @@ async def test_two_replicas_given_platform_events_at_once_run_them_one_after_the
     two replicas at once (a redelivery racing the first delivery) is answered once."""
     other = await build(settings, clock)
     try:
-        chat = Chat(kigen.conversation)
-        await chat.say("/remind")
-        await chat.press("kind:residence_card")
-        await chat.press("consent:yes")
-        await chat.say("2027-03-15")
-        tap = Incoming("test", "u1", choice="confirm:yes")
+        tap = await typed_a_date_to_save(kigen.conversation)
         taps = await asyncio.gather(
             kigen.conversation.handle(tap, event_id="tap-1"),
             other.conversation.handle(tap, event_id="tap-2"),
