@@ -76,8 +76,9 @@ class Sender(Protocol):
 
 def default_worker_id() -> str:
     # With a part of its own per start: a container restarted with the same host name and
-    # process id must not take the rows its previous life left mid-send for its own.
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+    # process id must not take the rows its previous life left mid-send for its own. The
+    # host name is cut so that the whole fits the 64 characters of ``claimed_by``.
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
 class Delivery:
