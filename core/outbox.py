@@ -184,13 +184,12 @@ class Delivery:
             await flight.land()
 
     async def _give_back(self, upcoming: asyncio.Task[tuple[list[int], list[_Job]]]) -> None:
-        """Stop preparing a lane's next batch (the lane failed or was cancelled): rows it
-        claimed are due again at once; if it was stopped halfway, they come back when
-        their lease runs out."""
-        upcoming.cancel()
+        """The lane ends (failed or cancelled) while its next batch is being prepared: let
+        that claim finish (a moment) and give its rows back, due again at once rather
+        than when their lease runs out."""
         try:
             ids, _jobs = await upcoming
-        except (asyncio.CancelledError, Exception):
+        except Exception:  # the claim failed: nothing was claimed
             return
         if not ids:
             return
