@@ -327,7 +327,7 @@ if __name__ == "__main__":
     parser.add_argument(
         "--line-multicast-rate",
         type=float,
-        help="KIGEN_LINE_MULTICAST_RATE (Kigen's default keeps 5 %% below LINE's 200/s)",
+        help="KIGEN_LINE_MULTICAST_RATE (default: Kigen's own, 196 of LINE's 200/s)",
     )
     parser.add_argument(
         "--latency-ms",

@@ -216,9 +216,9 @@ async def test_cancel_stops_what_is_not_yet_sent(kigen, idempotent):
     await broadcast.materialise(kigen.db, kigen.clock.now())
     recording = CancellingSender(kigen, broadcast_id, idempotent=idempotent)
     delivery = Delivery(kigen.db, {"test": recording}, kigen.notices, kigen.clock, batch_size=10)
-    # The second batch is claimed and rendered (and, where the platform drops repeats,
-    # marked as being sent) while the first is sent: cancelling still stops it. Messages
-    # marked one by one stop after the one being sent; a batch marked at once is finished.
+    # The second batch is claimed and rendered while the first is sent: cancelling still
+    # stops it. Messages marked one by one stop after the one being sent; a batch marked at
+    # once (where the platform drops repeats) is finished.
     await delivery.run_once()
     await send_all(kigen, recording)
     sent = 10 if idempotent else 3

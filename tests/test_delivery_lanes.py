@@ -153,7 +153,6 @@ async def test_a_lane_cancelled_gives_back_the_batch_it_had_claimed_ahead(kigen)
     ahead = {SENDING: 2, "claimed": 2}
     assert await wait_for_async(lambda: statuses_are(kigen, ahead), 10)
     run.cancel()
-    await asyncio.sleep(0.1)  # the lane gives the next batch back, then waits for its flight
     blocked.answer.set()  # the message on its way is answered and recorded
     await asyncio.gather(run, return_exceptions=True)
     async with kigen.db.session() as session:
