@@ -4,6 +4,7 @@ until nothing is due."""
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 
 from sqlalchemy import func, select
 
@@ -55,13 +56,25 @@ async def test_a_platform_that_hangs_does_not_hold_up_another(kigen):
     delivery = Delivery(
         kigen.db, {"slow": slow, "fast": fast}, kigen.notices, kigen.clock, batch_size=10
     )
+    claims: Counter[str] = Counter()
+    claim = delivery._claim
+
+    async def counted_claim(channel: str):  # type: ignore[no-untyped-def]
+        claimed = await claim(channel)
+        claims[channel] += 1
+        return claimed
+
+    delivery._claim = counted_claim  # type: ignore[method-assign]
     run = asyncio.create_task(delivery.run_once())
     assert await wait_for_async(lambda: len(fast.sent) == 25, 10)
     assert sorted(user for user, _, _ in fast.sent) == sorted(f"f{n}" for n in range(25))
     assert slow.sent == [] and not run.done()
     # The fast lane ends once it has recorded its last batch and found nothing more due (a
-    # moment after the last send; longer on a loaded machine).
+    # moment after the last send; longer on a loaded machine). The slow lane has claimed
+    # ahead and found nothing: on a loaded machine that claim once came after the second
+    # broadcast, and the hanging run took the slow share of it too.
     assert await wait_for_async(lambda: "fast" not in delivery._busy, 10)
+    assert await wait_for_async(lambda: claims["slow"] == 2, 10)
     # A new broadcast while the slow lane still hangs: the fast lane runs again at once.
     await queue_broadcast(kigen, [("g0", "fast", "en", True, None)])
     assert await delivery.run_once() == 26  # f0 to f24 and g0, for the second broadcast
