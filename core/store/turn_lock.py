@@ -9,47 +9,68 @@ lock per resident does that; SQLite already runs one writing transaction at a ti
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from typing import NamedTuple
 
 from sqlalchemy import bindparam, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.types import Text
 
 from core.store import events
 from core.store.models import ProcessedEvent
 
-#: Named after the schema too, like the leader lock (:mod:`core.leader`).
-_LOCK = (
-    "pg_advisory_xact_lock(hashtextextended("
-    "'kigen-turn:' || current_schema() || ':' || :channel || ':' || :platform_id, 0))"
+
+class TurnKey(NamedTuple):
+    """Whose turn it is, and the platform's id of the event that brought it, if any."""
+
+    channel: str
+    platform_id: str
+    event_id: str | None
+
+
+# Named after the schema too, like the leader lock (core.leader). The locks are taken in
+# the order of their keys, so that two replicas' batches never wait for each other in a
+# circle.
+_KEYS = (
+    "SELECT channel, platform_id, event_id, hashtextextended("
+    "'kigen-turn:' || current_schema() || ':' || channel || ':' || platform_id, 0) AS key "
+    "FROM unnest(:channels, :platform_ids, :event_ids) AS k(channel, platform_id, event_id)"
 )
-_HOLD = text(f"SELECT {_LOCK}")
-# The event is recorded only once the lock is held: a redelivery racing the first delivery
-# in another replica waits for it, then finds its event.
+_LOCKS = "SELECT count(pg_advisory_xact_lock(key)) FROM (SELECT key FROM keys ORDER BY key) k"
+_ARRAYS = [bindparam(name, type_=ARRAY(Text)) for name in ("channels", "platform_ids", "event_ids")]
+_HOLD = text(f"WITH keys AS ({_KEYS}) {_LOCKS}").bindparams(*_ARRAYS)
+# The events are recorded only once the locks are held: a redelivery racing the first
+# delivery in another replica waits for it, then finds its event.
 _HOLD_AND_RECORD = text(
-    f"WITH held AS (SELECT {_LOCK}) "
+    f"WITH keys AS ({_KEYS}), held AS ({_LOCKS}) "
     "INSERT INTO processed_events (channel, event_id, created_at) "
-    "SELECT :channel, :event_id, :created_at FROM held "
-    "ON CONFLICT (channel, event_id) DO NOTHING RETURNING id"
-).bindparams(bindparam("created_at", type_=ProcessedEvent.__table__.c.created_at.type))
+    "SELECT channel, event_id, :created_at FROM keys, held "
+    "ON CONFLICT (channel, event_id) DO NOTHING RETURNING channel, event_id"
+).bindparams(bindparam("created_at", type_=ProcessedEvent.__table__.c.created_at.type), *_ARRAYS)
 
 
-async def begin(
-    session: AsyncSession,
-    channel: str,
-    platform_id: str,
-    event_id: str | None,
-    now: datetime,
-) -> bool:
-    """Start a resident's turn: wait until no other process is in one (the lock is held
-    until the session's transaction ends), then record the platform's ``event_id``, if
-    any. False when that event was handled before (a webhook redelivery).
+async def begin(session: AsyncSession, turns: Sequence[TurnKey], now: datetime) -> list[bool]:
+    """Start the turns of several residents in one transaction: wait until no other
+    process is in a turn of theirs (the locks are held until the session's transaction
+    ends), then record the platforms' event ids. For each turn, False when its event was
+    handled before (a webhook redelivery).
 
-    On PostgreSQL this is one statement: it runs for every message."""
-    if session.bind.dialect.name != "postgresql":
-        return event_id is None or await events.first_time(session, channel, event_id, now)
-    values = {"channel": channel, "platform_id": platform_id}
-    if event_id is None:
+    On PostgreSQL this is one statement when every turn has an event id: it runs for
+    every batch of messages."""
+    if session.bind.dialect.name == "postgresql":
+        values = {
+            "channels": [turn.channel for turn in turns],
+            "platform_ids": [turn.platform_id for turn in turns],
+            "event_ids": [turn.event_id for turn in turns],
+        }
+        if all(turn.event_id is not None for turn in turns):
+            recorded = await session.execute(_HOLD_AND_RECORD, values | {"created_at": now})
+            new = {(channel, event_id) for channel, event_id in recorded}
+            return [(turn.channel, turn.event_id) in new for turn in turns]
         await session.execute(_HOLD, values)
-        return True
-    values |= {"event_id": event_id, "created_at": now}
-    return (await session.execute(_HOLD_AND_RECORD, values)).first() is not None
+    return [
+        turn.event_id is None or await events.first_time(session, turn.channel, turn.event_id, now)
+        for turn in turns
+    ]

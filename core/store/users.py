@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import bindparam, delete, select
@@ -25,31 +26,34 @@ async def get_user(session: AsyncSession, channel: str, platform_id: str) -> Use
     return result.scalar_one_or_none()
 
 
-#: Built once: this query runs for every message.
-_USER_AND_STATE = (
+#: Built once: this query runs for every batch of messages.
+_USERS_AND_STATES = (
     select(User, DialogueState)
     .outerjoin(DialogueState, DialogueState.user_id == User.id)
-    .where(User.channel == bindparam("channel"), User.platform_id == bindparam("platform_id"))
+    .where(
+        User.channel == bindparam("channel"),
+        User.platform_id.in_(bindparam("platform_ids", expanding=True)),
+    )
 )
 
 
-async def get_user_and_state(
-    session: AsyncSession, channel: str, platform_id: str
-) -> tuple[User | None, DialogueState | None]:
-    """The resident with this platform id and their dialogue state, in one query."""
+async def get_users_and_states(
+    session: AsyncSession, channel: str, platform_ids: Sequence[str]
+) -> dict[str, tuple[User, DialogueState | None]]:
+    """The residents with these platform ids and their dialogue states, in one query, by
+    platform id (those not stored yet are left out)."""
     result = await session.execute(
-        _USER_AND_STATE, {"channel": channel, "platform_id": platform_id}
+        _USERS_AND_STATES, {"channel": channel, "platform_ids": list(platform_ids)}
     )
-    row = result.first()
-    return (row[0], row[1]) if row is not None else (None, None)
+    return {user.platform_id: (user, state) for user, state in result}
 
 
 def new_user(channel: str, platform_id: str, now: datetime) -> User:
-    """A resident on first contact, not yet stored (see :func:`add_user`)."""
+    """A resident on first contact, not yet stored (see :func:`add_users`)."""
     return User(channel=channel, platform_id=platform_id, created_at=now)
 
 
-_ADD_USER = sql.prepared(
+_ADD_USERS = sql.prepared(
     lambda dialect: (
         dialect.insert(User)
         .on_conflict_do_nothing(index_elements=["channel", "platform_id"])
@@ -61,15 +65,22 @@ _ADD_USER = sql.prepared(
 )
 
 
-async def add_user(session: AsyncSession, user: User) -> User:
-    """Store a new resident now, so that it has an id. When another process stored the same
-    resident a moment earlier (two replicas, one first contact), that row is returned."""
-    values = user.model_dump(exclude={"id"})
-    stored = (await session.execute(_ADD_USER(session), values)).scalar_one_or_none()
-    if stored is None:
-        stored = await get_user(session, user.channel, user.platform_id)
-    assert stored is not None  # it conflicted, so it exists
-    return stored
+async def add_users(session: AsyncSession, new: Sequence[User]) -> list[User]:
+    """Store new residents now, in one statement, so that they have ids; returns the stored
+    rows in the same order. When another process stored one of them a moment earlier (two
+    replicas, one first contact), that row is returned."""
+    if not new:
+        return []
+    values = [user.model_dump(exclude={"id"}) for user in new]
+    result = await session.execute(_ADD_USERS(session), values)
+    stored = {(user.channel, user.platform_id): user for user in result.scalars()}
+    for user in new:
+        key = (user.channel, user.platform_id)
+        if key not in stored:
+            existing = await get_user(session, *key)
+            assert existing is not None  # it conflicted, so it exists
+            stored[key] = existing
+    return [stored[user.channel, user.platform_id] for user in new]
 
 
 async def get_or_create_user(
@@ -79,7 +90,8 @@ async def get_or_create_user(
     user = await get_user(session, channel, platform_id)
     if user is not None:
         return user, False
-    return await add_user(session, new_user(channel, platform_id, now)), True
+    (user,) = await add_users(session, [new_user(channel, platform_id, now)])
+    return user, True
 
 
 async def mark_inactive(session: AsyncSession, user: User, now: datetime, reason: str) -> int:

@@ -1,0 +1,72 @@
+"""Work that arrives one item at a time, done in batches.
+
+A batch starts as soon as an item arrives and no batch is running; it takes every item
+waiting, up to ``max_size``. Under light load a batch is one item and nothing waits for
+company; under heavy load items queue while a batch runs, and the next takes them
+together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+class Batcher(Generic[Item, Result]):
+    """``await batcher.submit(item)`` runs ``item`` in a batch through ``run`` and gives
+    its result back (or raises its error). ``run`` gets the items of a batch and returns
+    one outcome per item, in order: a result, or the exception to raise."""
+
+    def __init__(
+        self,
+        run: Callable[[Sequence[Item]], Awaitable[Sequence[Result | Exception]]],
+        *,
+        max_size: int,
+    ) -> None:
+        self._run = run
+        self.max_size = max_size
+        self._waiting: list[tuple[Item, asyncio.Future[Result]]] = []
+        self._lane: asyncio.Task[None] | None = None
+
+    async def submit(self, item: Item) -> Result:
+        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        self._waiting.append((item, future))
+        if self._lane is None:
+            self._lane = asyncio.create_task(self._batches())
+        return await future
+
+    async def _batches(self) -> None:
+        try:
+            while self._waiting:
+                batch = self._waiting[: self.max_size]
+                del self._waiting[: self.max_size]
+                # A caller that gave up (its request was cancelled) before its batch started
+                # is left out: as if it had never come.
+                batch = [(item, future) for item, future in batch if not future.done()]
+                if batch:
+                    await self._one_batch(batch)
+        finally:
+            # In the same step as the last look at what is waiting: an item that comes
+            # after it starts a new lane.
+            self._lane = None
+
+    async def _one_batch(self, batch: list[tuple[Item, asyncio.Future[Result]]]) -> None:
+        try:
+            outcomes = await self._run([item for item, _ in batch])
+        except asyncio.CancelledError:
+            for _, future in batch:
+                future.cancel()
+            raise
+        except Exception as error:  # handed to every caller of the batch
+            outcomes = [error] * len(batch)
+        for (_, future), outcome in zip(batch, outcomes, strict=True):
+            if future.done():
+                continue
+            if isinstance(outcome, Exception):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
