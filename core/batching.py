@@ -19,15 +19,20 @@ Result = TypeVar("Result")
 class Batcher(Generic[Item, Result]):
     """``await batcher.submit(item)`` runs ``item`` in a batch through ``run`` and gives
     its result back (or raises its error). ``run`` gets the items of a batch and returns
-    one outcome per item, in order: a result, or the exception to raise."""
+    one outcome per item, in order: a result, or the exception to raise.
+
+    A caller that gives up while its batch runs does not stop it: ``abandoned`` gets the
+    item and its result instead."""
 
     def __init__(
         self,
         run: Callable[[Sequence[Item]], Awaitable[Sequence[Result | Exception]]],
         *,
         max_size: int,
+        abandoned: Callable[[Item, Result], Awaitable[None]],
     ) -> None:
         self._run = run
+        self._abandoned = abandoned
         self.max_size = max_size
         self._waiting: list[tuple[Item, asyncio.Future[Result]]] = []
         self._lane: asyncio.Task[None] | None = None
@@ -51,8 +56,11 @@ class Batcher(Generic[Item, Result]):
                     await self._one_batch(batch)
         finally:
             # In the same step as the last look at what is waiting: an item that comes
-            # after it starts a new lane.
+            # after it starts a new lane. Only a lane that was cancelled (or failed) leaves items.
             self._lane = None
+            for _, future in self._waiting:
+                future.cancel()
+            self._waiting.clear()
 
     async def _one_batch(self, batch: list[tuple[Item, asyncio.Future[Result]]]) -> None:
         try:
@@ -63,10 +71,14 @@ class Batcher(Generic[Item, Result]):
             raise
         except Exception as error:  # handed to every caller of the batch
             outcomes = [error] * len(batch)
-        for (_, future), outcome in zip(batch, outcomes, strict=True):
+        left: list[tuple[Item, Result]] = []
+        for (item, future), outcome in zip(batch, outcomes, strict=True):
             if future.done():
-                continue
-            if isinstance(outcome, Exception):
+                if not isinstance(outcome, Exception):
+                    left.append((item, outcome))
+            elif isinstance(outcome, Exception):
                 future.set_exception(outcome)
             else:
                 future.set_result(outcome)
+        for item, result in left:
+            await self._abandoned(item, result)

@@ -172,7 +172,9 @@ class Conversation:
         self.flood = FloodGuard(settings.flood_limit_per_minute, 60.0)
         self.tally = QuestionTally()
         self.turns = KeyedLock()
-        self.batches: Batcher[_Turn, list[Reply]] = Batcher(self._run_turns, max_size=MAX_BATCH)
+        self.batches: Batcher[_Turn, list[Reply]] = Batcher(
+            self._run_turns, max_size=MAX_BATCH, abandoned=self._answer_later
+        )
 
     async def first_time(self, channel: str, event_id: str) -> bool:
         """Record an inbound platform event; False when it was handled before (a webhook
@@ -247,11 +249,9 @@ class Conversation:
         if len(turns) > 1:
             try:
                 return list(await self._in_one_transaction(turns))
-            except Exception as error:
+            except Exception:
                 log.warning(
-                    "a batch of %d turns failed (%s); each runs alone",
-                    len(turns),
-                    type(error).__name__,
+                    "a batch of %d turns failed; each runs alone", len(turns), exc_info=True
                 )
         outcomes: list[list[Reply] | Exception] = []
         for turn in turns:
@@ -264,10 +264,11 @@ class Conversation:
     async def _in_one_transaction(self, turns: Sequence[_Turn]) -> list[list[Reply]]:
         """A few statements for all the turns: the locks and events, the residents with
         their dialogue states, the new residents; then what each turn's flow needs."""
+        counts = QuestionTally()
         async with self.db.session() as session:
-            now = self.clock.now()
             keys = [TurnKey(t.incoming.channel, t.incoming.user_id, t.event_id) for t in turns]
-            first_time = await turn_lock.begin(session, keys, now)
+            first_time = await turn_lock.begin(session, keys, self.clock.now())
+            now = self.clock.now()  # the locks may have been a while coming
             known: dict[tuple[str, str], tuple[User, DialogueState | None]] = {}
             for channel in {key.channel for key in keys}:
                 ids = [key.platform_id for key in keys if key.channel == channel]
@@ -284,9 +285,19 @@ class Conversation:
                 if isinstance(plan, _Plan):
                     if plan.created:
                         plan.user = next(stored)
-                    plan = await self._answer(session, plan, now)
+                    plan = await self._answer(session, plan, now, counts)
                 answers.append(plan)
-            return answers
+        self.tally.absorb(counts)
+        return answers
+
+    async def _answer_later(self, turn: _Turn, replies: list[Reply]) -> None:
+        """The answer of a turn whose caller left while its batch ran (a webhook request
+        cancelled): the turn and its event are stored, so a redelivery would get nothing;
+        the answer is sent through the outbox instead."""
+        try:
+            await self.deliver_later(turn.incoming.channel, turn.incoming.user_id, replies)
+        except Exception:
+            log.exception("could not queue the answer of a turn whose caller left")
 
     async def _prepare(
         self,
@@ -313,9 +324,11 @@ class Conversation:
             await reminders_plan.replan_all(session, user, now)
         return _Plan(incoming, user, state, created, self._language(user, incoming))
 
-    async def _answer(self, session: AsyncSession, plan: _Plan, now: datetime) -> list[Reply]:
+    async def _answer(
+        self, session: AsyncSession, plan: _Plan, now: datetime, counts: QuestionTally
+    ) -> list[Reply]:
         """Route the input to a flow (or to the FAQ when no flow is waiting for it) and
-        remember where the dialogue stands."""
+        remember where the dialogue stands; questions are counted in ``counts``."""
         ctx = Context(
             session=session,
             user=plan.user,
@@ -324,7 +337,7 @@ class Conversation:
             kb=self.kb,
             catalogs=self.catalogs,
             settings=self.settings,
-            tally=self.tally,
+            tally=counts,
             state=plan.state,
         )
         if plan.state is not None:

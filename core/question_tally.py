@@ -30,6 +30,11 @@ class QuestionTally:
         # PostgreSQL refuses NUL in text; one such key would fail every later flush.
         self._counts[(day, outcome, key.replace("\x00", "")[:MAX_KEY_LENGTH])] += 1
 
+    def absorb(self, other: QuestionTally) -> None:
+        """Add ``other``'s counts to these: a batch of turns counts apart, and its counts
+        join the process's once its transaction committed."""
+        self._counts.update(other._counts)
+
     def __len__(self) -> int:
         return len(self._counts)
 

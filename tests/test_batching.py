@@ -16,8 +16,15 @@ class Doubler:
 
     def __init__(self) -> None:
         self.batches: list[list[int]] = []
+        self.abandoned: list[tuple[int, int]] = []
         self.release = asyncio.Event()
         self.release.set()
+
+    def batcher(self, max_size: int = 10) -> Batcher[int, int]:
+        return Batcher(self.run, max_size=max_size, abandoned=self.left)
+
+    async def left(self, item: int, result: int) -> None:
+        self.abandoned.append((item, result))
 
     async def run(self, items: Sequence[int]) -> list[int | Exception]:
         self.batches.append(list(items))
@@ -30,7 +37,7 @@ class Doubler:
 async def test_items_that_arrive_while_a_batch_runs_go_together_in_the_next():
     doubler = Doubler()
     doubler.release.clear()
-    batcher = Batcher(doubler.run, max_size=10)
+    batcher = doubler.batcher()
     first = asyncio.create_task(batcher.submit(1))
     await asyncio.sleep(0)
     await asyncio.sleep(0)  # the first batch has started, with 1 alone
@@ -43,7 +50,7 @@ async def test_items_that_arrive_while_a_batch_runs_go_together_in_the_next():
 
 
 async def test_an_items_error_goes_to_its_caller_only():
-    batcher = Batcher(Doubler().run, max_size=10)
+    batcher = Doubler().batcher()
     results = await asyncio.gather(
         batcher.submit(12), batcher.submit(13), batcher.submit(14), return_exceptions=True
     )
@@ -53,7 +60,7 @@ async def test_an_items_error_goes_to_its_caller_only():
 
 async def test_a_failed_batch_fails_each_of_its_callers_and_the_next_batch_runs():
     doubler = Doubler()
-    batcher = Batcher(doubler.run, max_size=10)
+    batcher = doubler.batcher()
     results = await asyncio.gather(batcher.submit(1), batcher.submit(99), return_exceptions=True)
     assert all(isinstance(result, RuntimeError) for result in results)
     assert await batcher.submit(5) == 10
@@ -62,7 +69,7 @@ async def test_a_failed_batch_fails_each_of_its_callers_and_the_next_batch_runs(
 async def test_a_caller_that_gave_up_before_its_batch_started_is_left_out():
     doubler = Doubler()
     doubler.release.clear()
-    batcher = Batcher(doubler.run, max_size=10)
+    batcher = doubler.batcher()
     first = asyncio.create_task(batcher.submit(1))
     await asyncio.sleep(0)
     await asyncio.sleep(0)
@@ -75,3 +82,32 @@ async def test_a_caller_that_gave_up_before_its_batch_started_is_left_out():
     with pytest.raises(asyncio.CancelledError):
         await gone
     assert doubler.batches == [[1], [3]]
+
+
+async def test_a_caller_that_gave_up_while_its_batch_ran_has_its_result_handed_on():
+    doubler = Doubler()
+    doubler.release.clear()
+    batcher = doubler.batcher()
+    gone = asyncio.create_task(batcher.submit(4))
+    kept = asyncio.create_task(batcher.submit(5))
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # both are in the running batch
+    gone.cancel()
+    doubler.release.set()
+    assert await kept == 10
+    assert doubler.abandoned == [(4, 8)]
+
+
+async def test_callers_waiting_behind_a_cancelled_batch_do_not_hang():
+    """At shutdown the batches are cancelled: every caller, running or waiting, is
+    cancelled with them instead of waiting for ever."""
+    doubler = Doubler()
+    doubler.release.clear()
+    batcher = doubler.batcher(max_size=1)
+    callers = [asyncio.create_task(batcher.submit(n)) for n in (1, 2)]
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # 1 runs, 2 waits
+    assert batcher._lane is not None
+    batcher._lane.cancel()
+    results = await asyncio.wait_for(asyncio.gather(*callers, return_exceptions=True), 5)
+    assert all(isinstance(result, asyncio.CancelledError) for result in results)

@@ -8,9 +8,17 @@ from contextlib import asynccontextmanager
 import pytest
 from sqlalchemy import func, select
 
+from core.app import build
 from core.flows import faq
 from core.messages import Event, Incoming
-from core.store.models import DialogueState, ProcessedEvent, User
+from core.store.models import (
+    DialogueState,
+    OutboxKind,
+    OutboxMessage,
+    ProcessedEvent,
+    QuestionStat,
+    User,
+)
 
 QUESTIONS = [
     "When can I renew my residence card?",
@@ -77,12 +85,17 @@ async def test_a_turn_that_fails_in_a_batch_fails_alone_and_loses_nothing(kigen,
     handle = kigen.conversation.handle
     boom = Incoming.from_text("line", "U-boom", "boom: when can I renew my residence card?")
     results = await asyncio.gather(
-        *(handle(question(f"U{n}", n), event_id=f"event-{n}") for n in range(6)),
+        *(handle(question(f"U{n}", n % 4), event_id=f"event-{n}") for n in range(6)),
         handle(boom, event_id="event-boom"),
         return_exceptions=True,
     )
     assert isinstance(results[-1], RuntimeError)
     assert all(replies[0].language for replies in results[:-1])
+    # The questions answered before the failure ran twice; they are counted once.
+    await kigen.conversation.tally.flush(kigen.db)
+    async with kigen.db.session() as session:
+        counted = await session.scalar(select(func.sum(QuestionStat.count)))
+    assert counted == 6
     async with kigen.db.session() as session:
         users = set((await session.execute(select(User.platform_id))).scalars())
         events = set((await session.execute(select(ProcessedEvent.event_id))).scalars())
@@ -132,3 +145,98 @@ async def test_each_turn_of_a_batch_acts_for_its_own_resident(kigen, unfollowed_
     assert by_id["U-leaving"][1] is False
     assert [by_id[f"U{n}"][0] for n in (0, 2)] == ["en", "vi"]
     assert started == {"U1", "U3"}
+
+
+async def test_an_answer_whose_caller_left_during_its_batch_is_sent_later(kigen, monkeypatch):
+    """The webhook request of a turn is cancelled while its batch runs: the turn and its
+    event are stored, so LINE's redelivery gets nothing, and the answer goes out through
+    the outbox instead of being lost."""
+    ask, started, release = faq.ask, asyncio.Event(), asyncio.Event()
+
+    async def slow(ctx, text):
+        started.set()
+        await release.wait()
+        return await ask(ctx, text)
+
+    monkeypatch.setattr(faq, "ask", slow)
+    handle = kigen.conversation.handle
+    staying = asyncio.create_task(handle(question("U-staying", 0), event_id="event-staying"))
+    leaving = asyncio.create_task(handle(question("U-leaving", 3), event_id="event-leaving"))
+    await started.wait()  # the batch of both runs
+    leaving.cancel()
+    release.set()
+    assert (await staying)[0].intent.startswith("faq:")
+    queued = None
+    for _ in range(500):  # the batch queues it after answering the caller that stayed
+        async with kigen.db.session() as session:
+            queued = await session.scalar(
+                select(OutboxMessage.body)
+                .join(User, User.id == OutboxMessage.user_id)
+                .where(User.platform_id == "U-leaving", OutboxMessage.kind == OutboxKind.REPLY)
+            )
+        if queued is not None:
+            break
+        await asyncio.sleep(0.01)
+    assert queued is not None
+    assert queued[0]["intent"].startswith("faq:")
+    assert await handle(question("U-leaving", 3), event_id="event-leaving") == []
+
+
+async def test_one_residents_messages_arriving_together_run_in_order(kigen):
+    """Five messages of one resident reach the process at once, behind another resident's
+    question: each waits for the one before (they are never in one batch), so the steps of
+    adding a date follow each other."""
+    handle = kigen.conversation.handle
+    steps = [
+        Incoming.from_text("line", "U-quick", "/remind"),
+        Incoming("line", "U-quick", choice="kind:residence_card"),
+        Incoming("line", "U-quick", choice="consent:yes"),
+        Incoming.from_text("line", "U-quick", "2027-03-15"),
+    ]
+    _, *replies = await asyncio.gather(
+        handle(question("U-other", 0)), *(handle(step) for step in steps)
+    )
+    assert [answer[0].intent for answer in replies] == [
+        "reminder:kind",
+        "consent:ask",
+        "reminder:ask_date",
+        "reminder:confirm",
+    ]
+
+
+async def test_two_replicas_batches_of_the_same_residents_do_not_deadlock(
+    kigen, settings, clock, caplog
+):
+    """Two replicas each take the same two residents into a batch, in opposite orders, and
+    both wait for a third transaction holding their locks: the locks are taken in one
+    order, so neither batch fails (a deadlock would fail one after a second)."""
+    if not kigen.db.url.startswith("postgresql"):
+        pytest.skip("SQLite runs one writing transaction at a time: no locks to order")
+    from core.store.turn_lock import TurnKey, begin
+
+    other = await build(settings, clock)
+    try:
+        for round_ in range(3):
+            first, second = f"U-a{round_}", f"U-b{round_}"
+            async with kigen.db.session() as holder:
+                await begin(
+                    holder,
+                    [TurnKey("line", first, None), TurnKey("line", second, None)],
+                    clock.now(),
+                )
+                batches = asyncio.gather(
+                    asyncio.gather(
+                        kigen.conversation.handle(question(first, 0)),
+                        kigen.conversation.handle(question(second, 1)),
+                    ),
+                    asyncio.gather(
+                        other.conversation.handle(question(second, 2)),
+                        other.conversation.handle(question(first, 3)),
+                    ),
+                )
+                await asyncio.sleep(0.3)  # both batches wait for the holder's locks
+            answers = await batches
+            assert all(replies for pair in answers for replies in pair)
+    finally:
+        await other.close()
+    assert "each runs alone" not in caplog.text

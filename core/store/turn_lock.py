@@ -39,6 +39,12 @@ _KEYS = (
     "FROM unnest(:channels, :platform_ids, :event_ids) AS k(channel, platform_id, event_id)"
 )
 _LOCKS = "SELECT count(pg_advisory_xact_lock(key)) FROM (SELECT key FROM keys ORDER BY key) k"
+#: How long a batch of turns waits for a lock before it gives up: another replica's turns
+#: take milliseconds, and a transaction stuck elsewhere must not hold up every resident of
+#: this process (the batch then runs again turn by turn, and only the resident whose lock
+#: is stuck gets an error).
+LOCK_TIMEOUT = "2s"
+_SET_LOCK_TIMEOUT = text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
 _ARRAYS = [bindparam(name, type_=ARRAY(Text)) for name in ("channels", "platform_ids", "event_ids")]
 _HOLD = text(f"WITH keys AS ({_KEYS}) {_LOCKS}").bindparams(*_ARRAYS)
 # The events are recorded only once the locks are held: a redelivery racing the first
@@ -57,9 +63,10 @@ async def begin(session: AsyncSession, turns: Sequence[TurnKey], now: datetime) 
     ends), then record the platforms' event ids. For each turn, False when its event was
     handled before (a webhook redelivery).
 
-    On PostgreSQL this is one statement when every turn has an event id: it runs for
-    every batch of messages."""
+    On PostgreSQL the locks and events are one statement when every turn has an event id:
+    it runs for every batch of messages."""
     if session.bind.dialect.name == "postgresql":
+        await session.execute(_SET_LOCK_TIMEOUT)
         values = {
             "channels": [turn.channel for turn in turns],
             "platform_ids": [turn.platform_id for turn in turns],
