@@ -62,8 +62,9 @@ class Settings(BaseSettings):
     @field_validator(*LINE_LIMITS)
     @classmethod
     def _within_line_limit(cls, rate: float, info: ValidationInfo) -> float:
-        # A departure may be a little early (core.ratelimit), so the pace must stay that
-        # much below LINE's limit, or LINE answers 429.
+        # A limiter that woke late makes up its pace, up to its window's most
+        # (core.ratelimit): the pace must stay that much below LINE's limit, or LINE
+        # answers 429.
         limit = LINE_LIMITS[info.field_name]
         if most_in_a_second(rate) > limit:
             raise ValueError(

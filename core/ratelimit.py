@@ -3,39 +3,43 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 
-#: At high rates, how early a departure may be, in seconds (see ``RateLimiter.acquire``):
-#: about what a busy event loop makes a wake-up late by. At a pace of 196 multicasts a
-#: second, a million-resident broadcast kept 92-93 % of LINE's limit with 5 ms, 94-96 %
-#: with 10 ms; 10 ms lets at most 1 % more leave in any second.
-EARLY_DEPARTURE = 0.010
-
-
-def early_allowance(rate: float) -> float:
-    """How early, in seconds, a departure at ``rate`` per second may be: half an interval,
-    and at least :data:`EARLY_DEPARTURE`."""
-    return max(0.5 / rate, EARLY_DEPARTURE)
+#: How much closer together than they left two calls may reach the platform, in seconds
+#: (the network's and the platform's own jitter). The limiter counts its departures over
+#: a second and this much, so that the platform, counting arrivals over a second, sees no
+#: more than it let leave.
+ARRIVAL_JITTER = 0.010
+WINDOW = 1.0 + ARRIVAL_JITTER
+#: How far behind its pace a limiter woken late catches up, in seconds. Catching up all of
+#: it (up to a window) filled every second to the window's most and drew 429s from LINE
+#: in two of four million-resident broadcasts, while its fake was short of CPU; 30 ms
+#: measured 97.3-97.5 % of LINE's limit and none (BENCHMARKS.md).
+CATCH_UP = 0.030
 
 
 def most_in_a_second(rate: float) -> float:
-    """The most departures a limiter at ``rate`` lets leave within any one second."""
-    return rate * (1.0 + early_allowance(rate)) + 1
+    """The most departures a limiter at ``rate`` lets leave within any :data:`WINDOW` (what
+    the rate allows in it, and one), so the most calls the platform sees within a second."""
+    return rate * WINDOW + 1
 
 
 def fastest_within(limit: float) -> float:
     """The highest rate whose :func:`most_in_a_second` stays within ``limit``."""
-    rate = (limit - 1) / (1.0 + EARLY_DEPARTURE)
-    # Below 1 / (2 × EARLY_DEPARTURE) per second, half an interval is the allowance instead.
-    return rate if rate >= 0.5 / EARLY_DEPARTURE else limit - 1.5
+    return (limit - 1) / WINDOW
 
 
 class RateLimiter:
-    """At most ``rate`` acquisitions per second overall, and at most one per
+    """``rate`` acquisitions per second at an even pace, and at most one per
     ``per_key_interval`` seconds for the same key; ``pause`` stops everything for a while
-    (a platform's Retry-After)."""
+    (a platform's Retry-After).
+
+    Callers that a busy event loop wakes late leave without waiting until the pace is made
+    up (as far as :data:`CATCH_UP`), but never more than :func:`most_in_a_second` within
+    any :data:`WINDOW`."""
 
     def __init__(
         self,
@@ -46,6 +50,7 @@ class RateLimiter:
         max_keys: int = 100_000,
     ) -> None:
         self.interval = 1.0 / rate
+        self.most = max(1, math.floor(most_in_a_second(rate)))
         self.per_key_interval = per_key_interval
         self._clock = clock
         self._next_slot = 0.0
@@ -53,9 +58,8 @@ class RateLimiter:
         self._last_by_key: OrderedDict[str, float] = OrderedDict()
         self._max_keys = max_keys
         self._lock = asyncio.Lock()
-        self._next_departure = 0.0
-        #: How early a departure may be: what a busy event loop makes a wake-up late by.
-        self._early = early_allowance(rate)
+        self._departures: deque[float] = deque(maxlen=self.most)
+        self._on_pace = 0.0  # when the next departure is due at the rate
         self._gate = asyncio.Lock()
 
     def pause(self, seconds: float) -> None:
@@ -77,17 +81,26 @@ class RateLimiter:
         delay = start - now
         if delay > 0:
             await asyncio.sleep(delay)
-        # Callers whose slots passed while the event loop was busy elsewhere wake together,
-        # and would reach the platform in a burst above its limit. Each leaves only when the
-        # departure before it allows, and checks again after every sleep, since a pause or a
-        # busy event loop may have come in between. A departure may be a little early (half
-        # an interval, or 10 ms at high rates), so that waking late costs no throughput: in
-        # any second at most rate × (1 s + that) + 1 leave.
+        # Callers whose slots passed while the event loop was busy elsewhere wake together;
+        # each leaves only when the departures before it allow, and checks again after
+        # every sleep, since a pause or a busy event loop may have come in between.
         async with self._gate:  # one at a time: the others need not wake for nothing
             while True:
                 now = self._clock()
-                leave_at = max(self._next_departure - self._early, self._paused_until)
+                leave_at = max(self._on_pace, self._window_opens(), self._paused_until)
                 if leave_at <= now:
-                    self._next_departure = max(self._next_departure, now) + self.interval
+                    self._depart(now)
                     return
                 await asyncio.sleep(leave_at - now)
+
+    def _window_opens(self) -> float:
+        """When one more departure keeps the window within :attr:`most`."""
+        if len(self._departures) < self.most:
+            return 0.0
+        return self._departures[0] + WINDOW
+
+    def _depart(self, now: float) -> None:
+        self._departures.append(now)
+        # Behind the pace (a late wake-up), the next may leave at once, until the pace is
+        # made up; what is more than CATCH_UP behind is not made up.
+        self._on_pace = max(self._on_pace, now - CATCH_UP) + self.interval

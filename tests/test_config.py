@@ -40,8 +40,8 @@ def test_settings_come_from_the_environment(monkeypatch):
 
 
 def test_line_paces_that_could_exceed_lines_limits_are_refused(monkeypatch):
-    # A departure may be up to 10 ms early: 197 multicasts a second can give 199.97 in one
-    # second, 198 can give 200.98.
+    # What a limiter makes up after waking late: 197 multicasts a second can give 199.97
+    # within 1.01 s, so in one second where LINE counts them; 198 can give 200.98.
     for name, fits, too_fast, fastest in (
         ("KIGEN_LINE_MULTICAST_RATE", "197", "198", "197"),
         ("KIGEN_LINE_PUSH_RATE", "1979.2", "1980", "1979.2"),
