@@ -297,13 +297,18 @@ class KnowledgeBase:
 def _scores(matrix: sparse.csc_matrix, weights: dict[int, float]) -> np.ndarray:
     """Dot products of every row of ``matrix`` with a sparse query: the posting lists of
     the query's features, weighted and summed per row (much faster than a sparse product
-    for a query of a few dozen features)."""
-    indptr, indices, data = matrix.indptr, matrix.indices, matrix.data
-    rows = [indices[indptr[col] : indptr[col + 1]] for col in weights]
-    values = [data[indptr[col] : indptr[col + 1]] * weight for col, weight in weights.items()]
-    return np.bincount(
-        np.concatenate(rows), weights=np.concatenate(values), minlength=matrix.shape[0]
-    )
+    for a query of a few dozen features). The lists are gathered in a few array
+    operations for all features at once, not a few per feature."""
+    cols = np.fromiter(weights, dtype=np.intp, count=len(weights))
+    starts, ends = matrix.indptr[cols], matrix.indptr[cols + 1]
+    lengths = ends - starts
+    # The positions of every list, one after the other: each list's start, repeated over
+    # its length, plus the place within it.
+    within = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    positions = np.repeat(starts, lengths) + within
+    factors = np.fromiter(weights.values(), dtype=np.float64, count=len(weights))
+    values = matrix.data[positions] * np.repeat(factors, lengths)
+    return np.bincount(matrix.indices[positions], weights=values, minlength=matrix.shape[0])
 
 
 def _samples(entry: EntryText) -> list[str]:
