@@ -34,13 +34,21 @@ class Doubler:
         return [ValueError(f"unlucky {n}") if n == 13 else 2 * n for n in items]
 
 
-async def test_items_that_arrive_while_a_batch_runs_go_together_in_the_next():
+async def first_batch_held(
+    max_size: int = 10,
+) -> tuple[Doubler, Batcher[int, int], asyncio.Task[int]]:
+    """A batcher whose first batch, 1 alone, has started and waits for ``release``."""
     doubler = Doubler()
     doubler.release.clear()
-    batcher = doubler.batcher()
+    batcher = doubler.batcher(max_size)
     first = asyncio.create_task(batcher.submit(1))
     await asyncio.sleep(0)
-    await asyncio.sleep(0)  # the first batch has started, with 1 alone
+    await asyncio.sleep(0)
+    return doubler, batcher, first
+
+
+async def test_items_that_arrive_while_a_batch_runs_go_together_in_the_next():
+    doubler, batcher, first = await first_batch_held()
     rest = [asyncio.create_task(batcher.submit(n)) for n in range(2, 15) if n != 13]
     await asyncio.sleep(0)
     doubler.release.set()
@@ -67,12 +75,7 @@ async def test_a_failed_batch_fails_each_of_its_callers_and_the_next_batch_runs(
 
 
 async def test_a_caller_that_gave_up_before_its_batch_started_is_left_out():
-    doubler = Doubler()
-    doubler.release.clear()
-    batcher = doubler.batcher()
-    first = asyncio.create_task(batcher.submit(1))
-    await asyncio.sleep(0)
-    await asyncio.sleep(0)
+    doubler, batcher, first = await first_batch_held()
     gone = asyncio.create_task(batcher.submit(2))
     kept = asyncio.create_task(batcher.submit(3))
     await asyncio.sleep(0)
@@ -101,11 +104,8 @@ async def test_a_caller_that_gave_up_while_its_batch_ran_has_its_result_handed_o
 async def test_callers_waiting_behind_a_cancelled_batch_do_not_hang():
     """At shutdown the batches are cancelled: every caller, running or waiting, is
     cancelled with them instead of waiting for ever."""
-    doubler = Doubler()
-    doubler.release.clear()
-    batcher = doubler.batcher(max_size=1)
-    callers = [asyncio.create_task(batcher.submit(n)) for n in (1, 2)]
-    await asyncio.sleep(0)
+    _, batcher, first = await first_batch_held(max_size=1)
+    callers = [first, asyncio.create_task(batcher.submit(2))]
     await asyncio.sleep(0)  # 1 runs, 2 waits
     assert batcher._lane is not None
     batcher._lane.cancel()
