@@ -36,13 +36,22 @@ class Batcher(Generic[Item, Result]):
         self.max_size = max_size
         self._waiting: list[tuple[Item, asyncio.Future[Result]]] = []
         self._lane: asyncio.Task[None] | None = None
+        self._handing_on: set[asyncio.Task[None]] = set()
 
     async def submit(self, item: Item) -> Result:
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         self._waiting.append((item, future))
         if self._lane is None:
             self._lane = asyncio.create_task(self._batches())
-        return await future
+        try:
+            return await future
+        except asyncio.CancelledError:
+            # Cancelled in the very step its result came: handed on all the same.
+            if future.done() and not future.cancelled() and future.exception() is None:
+                task = asyncio.create_task(self._abandoned(item, future.result()))
+                self._handing_on.add(task)
+                task.add_done_callback(self._handing_on.discard)
+            raise
 
     async def _batches(self) -> None:
         try:
@@ -64,7 +73,9 @@ class Batcher(Generic[Item, Result]):
 
     async def _one_batch(self, batch: list[tuple[Item, asyncio.Future[Result]]]) -> None:
         try:
-            outcomes = await self._run([item for item, _ in batch])
+            outcomes = list(await self._run([item for item, _ in batch]))
+            if len(outcomes) != len(batch):
+                raise RuntimeError(f"{len(outcomes)} outcomes for a batch of {len(batch)}")
         except asyncio.CancelledError:
             for _, future in batch:
                 future.cancel()

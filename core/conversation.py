@@ -50,6 +50,11 @@ REPLY_STALE_AFTER = timedelta(days=1)
 #: second beside it, each was smaller and a worker answered fewer webhooks (401 against
 #: 450 events/s on PostgreSQL, bench/webhook.py); SQLite runs one writer at a time anyway.
 MAX_BATCH = 64
+#: Seconds a turn waits for its resident's lock (held by a turn in another replica, which
+#: takes milliseconds) before its transaction fails: in a batch, briefly, since every turn
+#: of the process waits with it (the batch's turns then run again alone); alone, longer.
+LOCK_WAIT_IN_BATCH = 0.5
+LOCK_WAIT_ALONE = 5.0
 SENSITIVE_KINDS = frozenset({privacy.PiiKind.MY_NUMBER, privacy.PiiKind.CARD_NUMBER})
 
 Handler = Callable[[Context], Awaitable[list[Reply]]]
@@ -172,7 +177,7 @@ class Conversation:
         self.flood = FloodGuard(settings.flood_limit_per_minute, 60.0)
         self.tally = QuestionTally()
         self.turns = KeyedLock()
-        self.batches: Batcher[_Turn, list[Reply]] = Batcher(
+        self.batches: Batcher[_Turn, list[Reply] | None] = Batcher(
             self._run_turns, max_size=MAX_BATCH, abandoned=self._answer_later
         )
 
@@ -237,37 +242,41 @@ class Conversation:
         # One turn at a time per resident (in this process; across processes the turn's
         # transaction takes a lock): their messages are answered in the order they came,
         # and a first contact cannot create them twice.
+        turn = _Turn(incoming, event_id, flood == "warn")
         async with self.turns.hold(f"{incoming.channel}:{incoming.user_id}"):
-            replies = await self.batches.submit(_Turn(incoming, event_id, flood == "warn"))
+            replies = await self.batches.submit(turn)
+            if replies is None:
+                # Its batch failed: alone, outside the batches, the turn succeeds or fails
+                # on its own, and a lock held elsewhere holds up only this resident.
+                (replies,) = await self._in_one_transaction([turn], LOCK_WAIT_ALONE)
         for reply in replies:
             metrics.REPLIES.labels(incoming.channel, metrics.intent_label(reply.intent)).inc()
         return replies
 
-    async def _run_turns(self, turns: Sequence[_Turn]) -> list[list[Reply] | Exception]:
+    async def _run_turns(self, turns: Sequence[_Turn]) -> list[list[Reply] | Exception | None]:
         """The turns of several residents in one transaction. Should that fail, each turn
-        runs again in a transaction of its own, so that an error is only its turn's."""
-        if len(turns) > 1:
-            try:
-                return list(await self._in_one_transaction(turns))
-            except Exception:
-                log.warning(
-                    "a batch of %d turns failed; each runs alone", len(turns), exc_info=True
-                )
-        outcomes: list[list[Reply] | Exception] = []
-        for turn in turns:
-            try:
-                outcomes += await self._in_one_transaction([turn])
-            except Exception as error:
-                outcomes.append(error)
-        return outcomes
+        is handed back to run alone (None), so that an error is only its own turn's."""
+        lock_wait = LOCK_WAIT_IN_BATCH if len(turns) > 1 else LOCK_WAIT_ALONE
+        try:
+            return list(await self._in_one_transaction(turns, lock_wait))
+        except Exception as error:
+            if len(turns) == 1:
+                return [error]
+            log.warning(
+                "a batch of %d turns failed; each runs again alone", len(turns), exc_info=True
+            )
+            return [None] * len(turns)
 
-    async def _in_one_transaction(self, turns: Sequence[_Turn]) -> list[list[Reply]]:
+    async def _in_one_transaction(
+        self, turns: Sequence[_Turn], lock_wait: float
+    ) -> list[list[Reply]]:
         """A few statements for all the turns: the locks and events, the residents with
-        their dialogue states, the new residents; then what each turn's flow needs."""
+        their dialogue states, the new residents; then what each turn's flow needs. A lock
+        that does not come within ``lock_wait`` seconds fails the transaction."""
         counts = QuestionTally()
         async with self.db.session() as session:
             keys = [TurnKey(t.incoming.channel, t.incoming.user_id, t.event_id) for t in turns]
-            first_time = await turn_lock.begin(session, keys, self.clock.now())
+            first_time = await turn_lock.begin(session, keys, self.clock.now(), lock_wait)
             now = self.clock.now()  # the locks may have been a while coming
             known: dict[tuple[str, str], tuple[User, DialogueState | None]] = {}
             for channel in {key.channel for key in keys}:
@@ -290,10 +299,13 @@ class Conversation:
         self.tally.absorb(counts)
         return answers
 
-    async def _answer_later(self, turn: _Turn, replies: list[Reply]) -> None:
+    async def _answer_later(self, turn: _Turn, replies: list[Reply] | None) -> None:
         """The answer of a turn whose caller left while its batch ran (a webhook request
         cancelled): the turn and its event are stored, so a redelivery would get nothing;
-        the answer is sent through the outbox instead."""
+        the answer is sent through the outbox instead. (None: the batch failed and stored
+        nothing; a redelivery is handled in full.)"""
+        if not replies:
+            return
         try:
             await self.deliver_later(turn.incoming.channel, turn.incoming.user_id, replies)
         except Exception:

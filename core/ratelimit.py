@@ -17,13 +17,15 @@ WINDOW = 1.0 + ARRIVAL_JITTER
 #: How far behind its pace a limiter woken late catches up, in seconds. Catching up all of
 #: it (up to a window) filled every second to the window's most and drew 429s from LINE
 #: in two of four million-resident broadcasts, while its fake was short of CPU; 30 ms
-#: measured 97.3-97.5 % of LINE's limit and none (BENCHMARKS.md).
+#: measured 96.7-97.8 % of LINE's limit in four and none (BENCHMARKS.md).
 CATCH_UP = 0.030
 
 
 def most_in_a_second(rate: float) -> float:
     """The most departures a limiter at ``rate`` lets leave within any :data:`WINDOW` (what
-    the rate allows in it, and one), so the most calls the platform sees within a second."""
+    the rate allows in it, and one): the most calls the platform sees within a second, as
+    long as none reaches it more than :data:`ARRIVAL_JITTER` closer to another than they
+    left."""
     return rate * WINDOW + 1
 
 
@@ -50,7 +52,7 @@ class RateLimiter:
         max_keys: int = 100_000,
     ) -> None:
         self.interval = 1.0 / rate
-        self.most = max(1, math.floor(most_in_a_second(rate)))
+        self.most = math.floor(most_in_a_second(rate))
         self.per_key_interval = per_key_interval
         self._clock = clock
         self._next_slot = 0.0
@@ -64,6 +66,8 @@ class RateLimiter:
 
     def pause(self, seconds: float) -> None:
         self._paused_until = max(self._paused_until, self._clock() + seconds)
+        # The pace starts again when the pause ends, with nothing to make up.
+        self._on_pace = max(self._on_pace, self._paused_until)
 
     async def acquire(self, key: str | None = None) -> None:
         """Wait until one more message may be sent (to ``key``)."""

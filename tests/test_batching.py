@@ -111,3 +111,14 @@ async def test_callers_waiting_behind_a_cancelled_batch_do_not_hang():
     batcher._lane.cancel()
     results = await asyncio.wait_for(asyncio.gather(*callers, return_exceptions=True), 5)
     assert all(isinstance(result, asyncio.CancelledError) for result in results)
+
+
+async def test_a_caller_cancelled_as_its_result_comes_has_it_handed_on():
+    doubler, _, first = await first_batch_held()
+    doubler.release.set()
+    await asyncio.sleep(0)  # the batch sets the result; the caller has not resumed yet
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    await asyncio.sleep(0)
+    assert doubler.abandoned == [(1, 2)]

@@ -60,3 +60,5 @@ async def test_a_pause_holds_back_callers_that_already_had_their_slots():
     assert len(departures) == 3
     assert departures[0] < paused_at
     assert min(departures[1:]) >= paused_at + 0.3 * 0.99
+    # After the pause the pace starts again, with nothing to make up.
+    assert departures[2] - departures[1] >= 0.05 - 0.005

@@ -223,6 +223,7 @@ async def test_two_replicas_batches_of_the_same_residents_do_not_deadlock(
                     holder,
                     [TurnKey("line", first, None), TurnKey("line", second, None)],
                     clock.now(),
+                    lock_wait=5.0,
                 )
                 batches = asyncio.gather(
                     asyncio.gather(
@@ -240,3 +241,25 @@ async def test_two_replicas_batches_of_the_same_residents_do_not_deadlock(
     finally:
         await other.close()
     assert "each runs alone" not in caplog.text
+
+
+async def test_a_lock_held_elsewhere_holds_up_only_its_resident(kigen, clock):
+    """Another transaction holds one resident's lock (a replica stuck in a turn): the batch
+    with that resident gives up within half a second, the others' turns run again alone at
+    once, and the held resident's turn runs once the lock is free."""
+    if not kigen.db.url.startswith("postgresql"):
+        pytest.skip("SQLite runs one writing transaction at a time: no resident locks")
+    from core.store.turn_lock import TurnKey, begin
+
+    handle = kigen.conversation.handle
+    async with kigen.db.session() as holder:
+        await begin(holder, [TurnKey("line", "U-held", None)], clock.now(), lock_wait=5.0)
+        held = asyncio.create_task(handle(question("U-held", 0), event_id="event-held"))
+        others = [
+            asyncio.create_task(handle(question(f"U{n}", n), event_id=f"event-{n}"))
+            for n in range(3)
+        ]
+        answered = await asyncio.wait_for(asyncio.gather(*others), timeout=3)
+        assert all(replies[0].intent.startswith("faq:") for replies in answered[:2])
+        assert not held.done()
+    assert (await asyncio.wait_for(held, timeout=5))[0].intent.startswith("faq:")

@@ -39,12 +39,8 @@ _KEYS = (
     "FROM unnest(:channels, :platform_ids, :event_ids) AS k(channel, platform_id, event_id)"
 )
 _LOCKS = "SELECT count(pg_advisory_xact_lock(key)) FROM (SELECT key FROM keys ORDER BY key) k"
-#: How long a batch of turns waits for a lock before it gives up: another replica's turns
-#: take milliseconds, and a transaction stuck elsewhere must not hold up every resident of
-#: this process (the batch then runs again turn by turn, and only the resident whose lock
-#: is stuck gets an error).
-LOCK_TIMEOUT = "2s"
-_SET_LOCK_TIMEOUT = text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
+# How long the transaction may wait for any lock, the residents' included.
+_LOCK_TIMEOUT = text("SELECT set_config('lock_timeout', :timeout, true)")
 _ARRAYS = [bindparam(name, type_=ARRAY(Text)) for name in ("channels", "platform_ids", "event_ids")]
 _HOLD = text(f"WITH keys AS ({_KEYS}) {_LOCKS}").bindparams(*_ARRAYS)
 # The events are recorded only once the locks are held: a redelivery racing the first
@@ -57,16 +53,19 @@ _HOLD_AND_RECORD = text(
 ).bindparams(bindparam("created_at", type_=ProcessedEvent.__table__.c.created_at.type), *_ARRAYS)
 
 
-async def begin(session: AsyncSession, turns: Sequence[TurnKey], now: datetime) -> list[bool]:
+async def begin(
+    session: AsyncSession, turns: Sequence[TurnKey], now: datetime, lock_wait: float
+) -> list[bool]:
     """Start the turns of several residents in one transaction: wait until no other
     process is in a turn of theirs (the locks are held until the session's transaction
-    ends), then record the platforms' event ids. For each turn, False when its event was
-    handled before (a webhook redelivery).
+    ends; after ``lock_wait`` seconds of waiting for any lock, the transaction fails),
+    then record the platforms' event ids. For each turn, False when its event was handled
+    before (a webhook redelivery).
 
-    On PostgreSQL the locks and events are one statement when every turn has an event id:
-    it runs for every batch of messages."""
+    On PostgreSQL the locks and events are one statement, after the one that sets how
+    long to wait, when every turn has an event id: they run for every batch of messages."""
     if session.bind.dialect.name == "postgresql":
-        await session.execute(_SET_LOCK_TIMEOUT)
+        await session.execute(_LOCK_TIMEOUT, {"timeout": f"{round(lock_wait * 1000)}ms"})
         values = {
             "channels": [turn.channel for turn in turns],
             "platform_ids": [turn.platform_id for turn in turns],
