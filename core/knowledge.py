@@ -306,6 +306,8 @@ def _scores(matrix: sparse.csc_matrix, weights: dict[int, float]) -> np.ndarray:
     # its length, plus the place within it.
     within = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
     positions = np.repeat(starts, lengths) + within
+    # float64 like the weights themselves: the products and sums are those of a product
+    # feature by feature, to the last bit.
     factors = np.fromiter(weights.values(), dtype=np.float64, count=len(weights))
     values = matrix.data[positions] * np.repeat(factors, lengths)
     return np.bincount(matrix.indices[positions], weights=values, minlength=matrix.shape[0])
