@@ -17,7 +17,8 @@ WINDOW = 1.0 + ARRIVAL_JITTER
 #: How far behind its pace a limiter woken late catches up, in seconds. Catching up all of
 #: it (up to a window) filled every second to the window's most and drew 429s from LINE
 #: in two of four million-resident broadcasts, while its fake was short of CPU; 30 ms
-#: measured 96.7-97.8 % of LINE's limit in four and none (BENCHMARKS.md).
+#: measured 96.7-97.8 % of LINE's limit in five of six, and two 429s in the sixth
+#: (BENCHMARKS.md).
 CATCH_UP = 0.030
 
 
