@@ -52,7 +52,8 @@ REPLY_STALE_AFTER = timedelta(days=1)
 MAX_BATCH = 64
 #: Seconds a turn waits for its resident's lock (held by a turn in another replica, which
 #: takes milliseconds) before its transaction fails: in a batch, briefly, since every turn
-#: of the process waits with it (the batch's turns then run again alone); alone, longer.
+#: of the process waits with it (the batch's turns then run again alone, even a batch of
+#: one); alone, longer.
 LOCK_WAIT_IN_BATCH = 0.5
 LOCK_WAIT_ALONE = 5.0
 SENSITIVE_KINDS = frozenset({privacy.PiiKind.MY_NUMBER, privacy.PiiKind.CARD_NUMBER})
@@ -253,15 +254,13 @@ class Conversation:
             metrics.REPLIES.labels(incoming.channel, metrics.intent_label(reply.intent)).inc()
         return replies
 
-    async def _run_turns(self, turns: Sequence[_Turn]) -> list[list[Reply] | Exception | None]:
+    async def _run_turns(self, turns: Sequence[_Turn]) -> list[list[Reply] | None]:
         """The turns of several residents in one transaction. Should that fail, each turn
-        is handed back to run alone (None), so that an error is only its own turn's."""
-        lock_wait = LOCK_WAIT_IN_BATCH if len(turns) > 1 else LOCK_WAIT_ALONE
+        is handed back to run alone (None), so that an error, or a lock that is slow to
+        come, is only its own turn's and holds up no other batch."""
         try:
-            return list(await self._in_one_transaction(turns, lock_wait))
-        except Exception as error:
-            if len(turns) == 1:
-                return [error]
+            return list(await self._in_one_transaction(turns, LOCK_WAIT_IN_BATCH))
+        except Exception:
             log.warning(
                 "a batch of %d turns failed; each runs again alone", len(turns), exc_info=True
             )

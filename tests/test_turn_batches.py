@@ -245,8 +245,9 @@ async def test_two_replicas_batches_of_the_same_residents_do_not_deadlock(
 
 async def test_a_lock_held_elsewhere_holds_up_only_its_resident(kigen, clock):
     """Another transaction holds one resident's lock (a replica stuck in a turn): the batch
-    with that resident gives up within half a second, the others' turns run again alone at
-    once, and the held resident's turn runs once the lock is free."""
+    with that resident, here a batch of one that the others queue behind, gives up within
+    half a second, the others' turns run at once, and the held resident's turn runs once
+    the lock is free."""
     if not kigen.db.url.startswith("postgresql"):
         pytest.skip("SQLite runs one writing transaction at a time: no resident locks")
     from core.store.turn_lock import TurnKey, begin
@@ -255,6 +256,7 @@ async def test_a_lock_held_elsewhere_holds_up_only_its_resident(kigen, clock):
     async with kigen.db.session() as holder:
         await begin(holder, [TurnKey("line", "U-held", None)], clock.now(), lock_wait=5.0)
         held = asyncio.create_task(handle(question("U-held", 0), event_id="event-held"))
+        await asyncio.sleep(0.1)  # its batch waits for the lock
         others = [
             asyncio.create_task(handle(question(f"U{n}", n), event_id=f"event-{n}"))
             for n in range(3)
