@@ -30,8 +30,9 @@ async def test_callers_woken_late_make_up_the_pace_as_far_as_the_catch_up():
     time.sleep(0.1)  # the event loop is blocked past ten more slots
     await asyncio.gather(*callers)
     assert len(departures) == 12
-    # The first woken and three made up leave together (at the pace: 30 ms) ...
-    assert departures[4] - departures[1] < 0.008
+    # The first woken and three made up leave together, a few event-loop turns apart
+    # (at the pace, or with 10 ms made up as before, 20 ms) ...
+    assert departures[4] - departures[1] < 0.015
     # ... and the next waits for the pace again.
     assert departures[5] - departures[4] >= 0.007
 
